@@ -1,0 +1,89 @@
+"""The application model the local stack runs, read from a SAM/CloudFormation template.
+
+Every part of the stack (emulator, runtime, gateway) works from these records, so the
+template stays the one source of truth. Values that depend on resources created at start-up
+(a user pool id, say) stay as CloudFormation intrinsics here and are resolved later by
+:func:`wsstack.template.resolve`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["App", "Authorizer", "Function", "Resource", "Route", "WebSocketApi"]
+
+
+@dataclass(frozen=True)
+class Function:
+    """An ``AWS::Lambda::Function`` (SAM functions arrive already translated)."""
+
+    logical_id: str
+    handler: str
+    runtime: str
+    code_dir: Path
+    timeout: int = 3
+    memory_mb: int = 128
+    #: Environment variables as written in the template (may hold intrinsics).
+    environment: dict[str, Any] = field(default_factory=dict)
+    reserved_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """A REQUEST Lambda authorizer (``AWS::ApiGatewayV2::Authorizer``)."""
+
+    logical_id: str
+    function: str  # logical id of the Lambda function
+    #: e.g. ``("route.request.querystring.token",)``; empty means no pre-check.
+    identity_sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of a WebSocket API and the Lambda it proxies to."""
+
+    route_key: str
+    function: str | None  # logical id of the Lambda function, None for non-Lambda targets
+    authorization_type: str = "NONE"  # NONE | CUSTOM | AWS_IAM
+    authorizer: Authorizer | None = None
+    #: True when the route has a ``$default`` route response: the Lambda's return value
+    #: is then sent back to the client (a two-way route).
+    two_way: bool = False
+
+
+@dataclass(frozen=True)
+class WebSocketApi:
+    """An ``AWS::ApiGatewayV2::Api`` with ``ProtocolType: WEBSOCKET``."""
+
+    logical_id: str
+    name: str
+    route_selection_expression: str
+    routes: dict[str, Route]
+    stages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Any other resource, kept as its translated CloudFormation type and properties."""
+
+    logical_id: str
+    type: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class App:
+    """Everything the local stack needs from one template."""
+
+    functions: dict[str, Function]
+    apis: dict[str, WebSocketApi]
+    #: DynamoDB tables, Cognito pools and clients, and the rest, by logical id.
+    resources: dict[str, Resource]
+    parameters: dict[str, str]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_name: str) -> list[Resource]:
+        """Resources of one CloudFormation type, in template order."""
+        return [r for r in self.resources.values() if r.type == type_name]
