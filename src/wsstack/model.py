@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["App", "Authorizer", "Function", "Resource", "Route", "WebSocketApi"]
+__all__ = ["App", "Authorizer", "Function", "InvocationResult", "Resource", "Route", "WebSocketApi"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,21 @@ class App:
     def of_type(self, type_name: str) -> list[Resource]:
         """Resources of one CloudFormation type, in template order."""
         return [r for r in self.resources.values() if r.type == type_name]
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """The outcome of one Lambda invocation, as the local runtime reports it."""
+
+    request_id: str
+    #: The handler's return value, decoded from JSON, when it succeeded.
+    payload: Any = None
+    #: On failure, AWS's error shape: ``{"errorMessage", "errorType", "stackTrace"?}``.
+    #: Timeouts and crashed workers are reported here too, as AWS reports them.
+    error: dict[str, Any] | None = None
+    duration_ms: float = 0.0
+    cold_start: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
