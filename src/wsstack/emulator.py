@@ -1,0 +1,200 @@
+"""The embedded AWS emulator (moto server) and the resources the template declares.
+
+moto runs in a child process so its request handling never competes with the gateway's
+event loop for the GIL. Resources are created from the translated template: the
+CloudFormation properties of a table or a user pool are, name for name, the arguments of
+the matching API call, so we pass them through, filtered by botocore's own model of that
+call. moto's CloudFormation is not used because it silently skips ApiGatewayV2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import boto3
+
+from wsstack.model import App, Resource
+from wsstack.template import DEFAULT_REGION, TemplateError, resolve
+
+__all__ = ["Emulator", "aws_client", "create_resources"]
+
+log = logging.getLogger("wsstack.emulator")
+
+#: Dummy credentials: moto accepts any, and real ones must never leak into a local run.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def aws_client(service: str, endpoint_url: str | None, region: str = DEFAULT_REGION) -> Any:
+    """A boto3 client for the emulator (or, with ``endpoint_url=None``, boto3's defaults)."""
+    if endpoint_url is None:
+        return boto3.client(service, region_name=region)
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+class Emulator:
+    """moto server in a child process on 127.0.0.1.
+
+    Args:
+        port: TCP port, 0 for a free one.
+        python: the interpreter to run moto with.
+    """
+
+    def __init__(self, port: int = 0, python: str = sys.executable) -> None:
+        self._port = port
+        self._python = python
+        self._proc: subprocess.Popen[str] | None = None
+        self.endpoint_url = ""
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start moto and return its endpoint URL once it accepts requests."""
+        self._proc = subprocess.Popen(
+            [self._python, "-m", "wsstack.emulator", "--port", str(self._port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        # The child prints one JSON line with its port once the socket is bound.
+        line = _readline_within(self._proc, timeout)
+        try:
+            port = json.loads(line)["port"]
+        except (ValueError, KeyError):
+            self.stop()
+            raise RuntimeError(f"the AWS emulator did not start (it said {line!r})") from None
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        log.info("AWS emulator (moto) at %s", self.endpoint_url)
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        """Stop the child process; idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _readline_within(proc: subprocess.Popen[str], timeout: float) -> str:
+    import selectors
+
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                return proc.stdout.readline()
+            if proc.poll() is not None:
+                break
+    return ""
+
+
+def _api_arguments(client: Any, operation: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the properties that are arguments of ``operation`` in botocore's model."""
+    members = client.meta.service_model.operation_model(operation).input_shape.members
+    return {key: value for key, value in props.items() if key in members}
+
+
+def _create_table(res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str) -> str:
+    client = aws_client("dynamodb", endpoint_url, region)
+    name = props.get("TableName") or res.logical_id
+    args = _api_arguments(client, "CreateTable", {**props, "TableName": name})
+    if "StreamSpecification" in props:  # CloudFormation leaves StreamEnabled implicit
+        args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    client.create_table(**args)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    return str(name)
+
+
+def _create_user_pool(res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str) -> str:
+    client = aws_client("cognito-idp", endpoint_url, region)
+    args = _api_arguments(client, "CreateUserPool", props)
+    args["PoolName"] = props.get("UserPoolName") or res.logical_id
+    return str(client.create_user_pool(**args)["UserPool"]["Id"])
+
+
+def _create_user_pool_client(
+    res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str
+) -> str:
+    client = aws_client("cognito-idp", endpoint_url, region)
+    args = _api_arguments(client, "CreateUserPoolClient", props)
+    args.setdefault("ClientName", res.logical_id)
+    return str(client.create_user_pool_client(**args)["UserPoolClient"]["ClientId"])
+
+
+# Creation order matters only in one place: a pool client needs its pool's id.
+_CREATORS: dict[str, Callable[[Resource, dict[str, Any], str | None, str], str]] = {
+    "AWS::DynamoDB::Table": _create_table,
+    "AWS::Cognito::UserPool": _create_user_pool,
+    "AWS::Cognito::UserPoolClient": _create_user_pool_client,
+}
+
+
+def create_resources(
+    app: App, *, endpoint_url: str | None = None, region: str = DEFAULT_REGION
+) -> dict[str, str]:
+    """Create the template's tables, user pools and pool clients in the emulator.
+
+    Args:
+        app: the application read from the template.
+        endpoint_url: the emulator; ``None`` uses boto3's defaults (e.g. inside ``mock_aws``).
+        region: the region to create them in.
+
+    Returns:
+        What ``Ref`` gives for each created resource, by logical id (table name, pool id,
+        client id), plus the logical ids of functions and APIs mapped to their local names.
+    """
+    refs: dict[str, str] = {fn: fn for fn in app.functions}
+    refs.update({api.logical_id: api.logical_id.lower()[:10] for api in app.apis.values()})
+    for type_name, create in _CREATORS.items():
+        for res in app.of_type(type_name):
+            try:
+                props = resolve(res.properties, refs, app.parameters, region=region, resources=app.resources)
+                refs[res.logical_id] = create(res, props, endpoint_url, region)
+            except TemplateError as exc:
+                raise TemplateError(f"{res.logical_id}: {exc}") from None
+            log.debug("created %s %s -> %s", type_name, res.logical_id, refs[res.logical_id])
+    return refs
+
+
+def _serve(port: int) -> None:
+    """Child-process entry: run moto and announce the bound port on stdout."""
+    import signal
+    import threading
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    _host, bound = server.get_host_and_port()
+    print(json.dumps({"port": bound}), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run the embedded AWS emulator (moto) on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
+    _serve(parser.parse_args().port)

@@ -1,0 +1,356 @@
+"""Read a SAM/CloudFormation template into the :class:`~wsstack.model.App` the stack runs.
+
+The template goes through ``aws-sam-translator`` — the same translator CloudFormation's
+``AWS::Serverless-2016-10-31`` transform uses — so ``AWS::Serverless::*`` resources arrive
+here exactly as AWS would expand them, and raw ``AWS::ApiGatewayV2::*`` resources pass
+through untouched. There is no second, hand-written schema to drift from the template.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+from wsstack.model import App, Authorizer, Function, Resource, Route, WebSocketApi
+
+__all__ = ["TemplateError", "load_app", "load_yaml", "resolve"]
+
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+_LOCAL_CODE_BUCKET = "wsstack-local-code"
+_SUB_VAR = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+class TemplateError(Exception):
+    """The template cannot be run locally; the message names the resource and the fix."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that understands CloudFormation's short-form intrinsic tags."""
+
+
+def _construct_intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Parse a template file (YAML or JSON) with intrinsic tags expanded to their long form."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
+    except FileNotFoundError:
+        raise TemplateError(f"No template at {path}: pass --template PATH.") from None
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or "Resources" not in data:
+        raise TemplateError(f"{path} has no Resources section; is it a SAM/CloudFormation template?")
+    return data
+
+
+def load_app(
+    path: Path, parameters: Mapping[str, str] | None = None, *, region: str = DEFAULT_REGION
+) -> App:
+    """Translate the template at ``path`` and extract what the local stack runs.
+
+    Args:
+        path: the SAM or CloudFormation template.
+        parameters: values for the template's Parameters (defaults fill the rest).
+        region: the region pseudo parameter used while translating.
+
+    Raises:
+        TemplateError: the template is invalid or uses something the stack cannot run.
+    """
+    path = Path(path)
+    template = load_yaml(path)
+    params = _parameter_values(template, parameters or {})
+    translated = _translate(template, params, region)
+    resources = {
+        logical_id: Resource(logical_id, body.get("Type", ""), body.get("Properties") or {})
+        for logical_id, body in translated.get("Resources", {}).items()
+    }
+    functions = _functions(resources, path.parent)
+    return App(
+        functions=functions,
+        apis=_websocket_apis(resources, functions, params),
+        resources=resources,
+        parameters=params,
+        outputs=translated.get("Outputs") or {},
+    )
+
+
+def _parameter_values(template: dict[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    declared = template.get("Parameters") or {}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise TemplateError(f"Unknown template parameter(s): {', '.join(unknown)}.")
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        if name in given:
+            values[name] = str(given[name])
+        elif "Default" in spec:
+            values[name] = str(spec["Default"])
+        else:
+            raise TemplateError(f"Parameter {name} has no Default: give it a value (--parameter {name}=...).")
+    return values
+
+
+def _translate(template: dict[str, Any], params: dict[str, str], region: str) -> dict[str, Any]:
+    """Run aws-sam-translator on a copy whose local CodeUris are S3 placeholders.
+
+    The translator only accepts S3 code locations (``sam build`` uploads first); we hand it
+    ``s3://<placeholder>/<local path>`` and read the path back from the translated ``Code``.
+    """
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    template = copy.deepcopy(template)
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    if isinstance(globals_fn.get("CodeUri"), str):
+        globals_fn["CodeUri"] = f"s3://{_LOCAL_CODE_BUCKET}/{globals_fn['CodeUri']}"
+    for body in template["Resources"].values():
+        props = body.get("Properties") or {}
+        if body.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
+            props["CodeUri"] = f"s3://{_LOCAL_CODE_BUCKET}/{props['CodeUri']}"
+
+    values = {**params, "AWS::Region": region, "AWS::AccountId": ACCOUNT_ID}
+    # A session that only carries the region: the translator reads pseudo parameters from
+    # it and must never reach AWS. Managed policy names would need IAM; locally no policy
+    # is enforced, so none are looked up.
+    translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=region))
+    try:
+        return translator.translate(template, parameter_values=values, get_managed_policy_map=dict)
+    except InvalidDocumentException as exc:
+        causes = "; ".join(str(cause) for cause in exc.causes)
+        raise TemplateError(f"The SAM translator rejected the template: {causes}") from None
+
+
+def _functions(resources: dict[str, Resource], base_dir: Path) -> dict[str, Function]:
+    functions = {}
+    for res in resources.values():
+        if res.type != "AWS::Lambda::Function":
+            continue
+        props = res.properties
+        code = props.get("Code") or {}
+        if code.get("S3Bucket") != _LOCAL_CODE_BUCKET:
+            raise TemplateError(
+                f"{res.logical_id}: only local CodeUri folders can run locally; set CodeUri to a path."
+            )
+        code_dir = (base_dir / code["S3Key"]).resolve()
+        handler, runtime = props.get("Handler"), props.get("Runtime", "")
+        if not str(runtime).startswith("python"):
+            raise TemplateError(f"{res.logical_id}: runtime {runtime!r} is not supported; use a python3.x runtime.")
+        if not isinstance(handler, str) or "." not in handler:
+            raise TemplateError(f"{res.logical_id}: Handler must look like 'package.module.function'.")
+        module_path = handler.rsplit(".", 1)[0].replace(".", os.sep)
+        if not (code_dir / f"{module_path}.py").is_file() and not (code_dir / module_path).is_dir():
+            raise TemplateError(
+                f"{res.logical_id}: handler module {module_path}.py not found under {code_dir}; "
+                "check Handler and CodeUri."
+            )
+        functions[res.logical_id] = Function(
+            logical_id=res.logical_id,
+            handler=handler,
+            runtime=str(runtime),
+            code_dir=code_dir,
+            timeout=int(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            environment=dict((props.get("Environment") or {}).get("Variables") or {}),
+            reserved_concurrency=props.get("ReservedConcurrentExecutions"),
+        )
+    return functions
+
+
+def _referenced_ids(value: Any) -> set[str]:
+    """Logical ids a property value points at through Ref, Fn::GetAtt or Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                target = inner[0] if isinstance(inner, list) else str(inner).split(".", 1)[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found.update(m.split(".", 1)[0] for m in _SUB_VAR.findall(str(text)))
+                found.update(_referenced_ids(inner[1] if isinstance(inner, list) else None))
+            else:
+                found.update(_referenced_ids(inner))
+    elif isinstance(value, list):
+        for item in value:
+            found.update(_referenced_ids(item))
+    return found
+
+
+def _target_function(res: Resource, key: str, functions: dict[str, Function]) -> str | None:
+    targets = sorted(_referenced_ids(res.properties.get(key)) & set(functions))
+    return targets[0] if targets else None
+
+
+def _websocket_apis(
+    resources: dict[str, Resource], functions: dict[str, Function], params: dict[str, str]
+) -> dict[str, WebSocketApi]:
+    def of_api(type_name: str, api_id: str) -> list[Resource]:
+        return [
+            r for r in resources.values()
+            if r.type == type_name and _referenced_ids(r.properties.get("ApiId")) == {api_id}
+        ]
+
+    apis = {}
+    for api in resources.values():
+        if api.type != "AWS::ApiGatewayV2::Api" or api.properties.get("ProtocolType") != "WEBSOCKET":
+            continue
+        integrations = {
+            r.logical_id: _target_function(r, "IntegrationUri", functions)
+            for r in of_api("AWS::ApiGatewayV2::Integration", api.logical_id)
+        }
+        authorizers = {
+            r.logical_id: Authorizer(
+                logical_id=r.logical_id,
+                function=_require_function(r, "AuthorizerUri", functions),
+                identity_sources=tuple(r.properties.get("IdentitySource") or ()),
+            )
+            for r in of_api("AWS::ApiGatewayV2::Authorizer", api.logical_id)
+        }
+        two_way = {
+            next(iter(_referenced_ids(r.properties.get("RouteId"))), "")
+            for r in of_api("AWS::ApiGatewayV2::RouteResponse", api.logical_id)
+            if r.properties.get("RouteResponseKey") == "$default"
+        }
+        routes = {}
+        for r in of_api("AWS::ApiGatewayV2::Route", api.logical_id):
+            target_ids = _referenced_ids(r.properties.get("Target"))
+            integration = next((i for i in target_ids if i in integrations), None)
+            if r.properties.get("Target") and integration is None:
+                raise TemplateError(f"{r.logical_id}: its Target does not name an integration of this API.")
+            auth_type = str(r.properties.get("AuthorizationType", "NONE"))
+            auth_ids = _referenced_ids(r.properties.get("AuthorizerId")) & set(authorizers)
+            key = str(r.properties["RouteKey"])
+            routes[key] = Route(
+                route_key=key,
+                function=integrations.get(integration) if integration else None,
+                authorization_type=auth_type,
+                authorizer=authorizers[next(iter(auth_ids))] if auth_ids else None,
+                two_way=r.logical_id in two_way,
+            )
+        stages = tuple(
+            resolve(s.properties.get("StageName"), {}, params)
+            for s in of_api("AWS::ApiGatewayV2::Stage", api.logical_id)
+        )
+        apis[api.logical_id] = WebSocketApi(
+            logical_id=api.logical_id,
+            name=str(resolve(api.properties.get("Name", api.logical_id), {}, params)),
+            route_selection_expression=str(api.properties.get("RouteSelectionExpression", "")),
+            routes=routes,
+            stages=stages or ("$default",),
+        )
+    return apis
+
+
+def _require_function(res: Resource, key: str, functions: dict[str, Function]) -> str:
+    target = _target_function(res, key, functions)
+    if target is None:
+        raise TemplateError(f"{res.logical_id}: {key} must point at a Lambda function of this template.")
+    return target
+
+
+def resolve(
+    value: Any,
+    refs: Mapping[str, str],
+    parameters: Mapping[str, str],
+    *,
+    region: str = DEFAULT_REGION,
+    resources: Mapping[str, Resource] | None = None,
+) -> Any:
+    """Resolve CloudFormation intrinsics in ``value`` to plain strings.
+
+    Args:
+        value: a property value as read from the template.
+        refs: what ``Ref`` returns for each created resource (table name, pool id, ...).
+        parameters: template parameter values.
+        region: the value of ``AWS::Region``.
+        resources: the template's resources, for ``Fn::GetAtt`` ARNs.
+
+    Raises:
+        TemplateError: an intrinsic or attribute the local stack does not know.
+    """
+    pseudo = {
+        "AWS::Region": region,
+        "AWS::AccountId": ACCOUNT_ID,
+        "AWS::Partition": "aws",
+        "AWS::StackName": "local",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+    names = {**pseudo, **parameters, **refs}
+
+    def get_att(logical_id: str, attr: str) -> str:
+        ref = names.get(logical_id, logical_id)
+        rtype = resources[logical_id].type if resources and logical_id in resources else ""
+        arn_by_type = {
+            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{ref}",
+            "AWS::Cognito::UserPool": f"arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{ref}",
+            "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ref}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{ref}",
+        }
+        if attr == "Arn" and rtype in arn_by_type:
+            return arn_by_type[rtype]
+        if rtype == "AWS::Cognito::UserPool" and attr == "ProviderURL":
+            return f"cognito-idp.{region}.amazonaws.com/{ref}"
+        if rtype == "AWS::Cognito::UserPool" and attr == "ProviderName":
+            return f"cognito-idp.{region}.amazonaws.com/{ref}"
+        raise TemplateError(f"Fn::GetAtt {logical_id}.{attr} is not supported by the local stack.")
+
+    def lookup(name: str, local: Mapping[str, Any]) -> str:
+        if name in local:
+            return str(walk(local[name]))
+        if "." in name:
+            return get_att(*name.split(".", 1))
+        if name not in names:
+            raise TemplateError(f"Ref {name} names no parameter or resource the local stack created.")
+        return str(names[name])
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) != 1:
+            return {key: walk(inner) for key, inner in node.items()}
+        (key, arg), = node.items()
+        if key == "Ref":
+            return lookup(arg, {})
+        if key == "Fn::GetAtt":
+            logical_id, attr = arg if isinstance(arg, list) else str(arg).split(".", 1)
+            return get_att(logical_id, attr)
+        if key == "Fn::Sub":
+            text, local = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
+            return _SUB_VAR.sub(lambda m: lookup(m.group(1), local), text)
+        if key == "Fn::Join":
+            sep, items = arg
+            return sep.join(str(item) for item in walk(items))
+        if key.startswith("Fn::"):
+            raise TemplateError(f"{key} is not supported by the local stack; use Ref, Fn::Sub or Fn::GetAtt.")
+        return {key: walk(arg)}
+
+    return walk(value)
