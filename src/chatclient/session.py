@@ -1,0 +1,62 @@
+"""A blocking WebSocket session speaking protocol v1 (for scripts and tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from websockets.sync.client import ClientConnection, connect
+
+from chatclient.target import Target
+
+__all__ = ["ChatSession", "conversation_id"]
+
+
+def conversation_id(user_a: str, user_b: str) -> str:
+    """The id of the 1:1 conversation between two users (the same from both sides)."""
+    return "dm_" + "_".join(sorted((user_a, user_b)))
+
+
+class ChatSession:
+    """One connection of one signed-in user."""
+
+    def __init__(self, target: Target, id_token: str, *, open_timeout: float = 10.0) -> None:
+        self.ws: ClientConnection = connect(
+            f"{target.websocket_url}?token={quote(id_token)}", open_timeout=open_timeout
+        )
+
+    def __enter__(self) -> ChatSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def send(self, action: str, **fields: Any) -> None:
+        self.ws.send(json.dumps({"action": action, **fields}))
+
+    def send_message(self, conversation: str, recipient: str, content: str, **extra: Any) -> str:
+        """Send a chat message and return its client-chosen messageId."""
+        message_id = extra.pop("messageId", None) or str(uuid.uuid4())
+        self.send("sendMessage", messageId=message_id, conversationId=conversation,
+                  recipientId=recipient, content=content, **extra)
+        return message_id
+
+    def receive(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next frame, decoded; TimeoutError if none arrives in time."""
+        frame = json.loads(self.ws.recv(timeout=timeout))
+        assert isinstance(frame, dict), frame
+        return frame
+
+    def receive_until(self, frame_type: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Skip frames until one of ``frame_type`` arrives (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.receive(timeout=max(0.0, deadline - time.monotonic()))
+            if frame.get("type") == frame_type:
+                return frame
