@@ -1,0 +1,99 @@
+"""Bad tokens are refused at the handshake; bad input gets an error frame and stores nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from chatclient import ChatSession, conversation_id, sign_in
+
+from .conftest import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def _connection_count(stack) -> int:
+    table = stack.table("ConnectionsTable")
+    return int(stack.dynamodb().scan(TableName=table, Select="COUNT")["Count"])
+
+
+def _handshake_status(url: str) -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(url, open_timeout=10):
+            pass
+    return refused.value.response.status_code
+
+
+def _expired_copy(token: str) -> str:
+    """The same claims, expired, signed with the emulator's own Cognito key."""
+    import moto.cognitoidp.models as cognito_models
+    from joserfc import jwk
+    from joserfc import jwt as jose_jwt
+
+    key = jwk.RSAKey.import_key(cognito_models.load_resource("cognitoidp/resources/jwks-private.json"))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims.update(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)
+    return jose_jwt.encode({"kid": "dummy", "alg": "RS256"}, claims, key)
+
+
+@pytest.fixture
+def wrong_client_token(stack, new_user):
+    """A valid token of the same pool, issued to another app client."""
+    user = new_user("eve")
+    username = jwt.decode(user.id_token, options={"verify_signature": False})["cognito:username"]
+    cognito = stack.target.cognito()
+    other = cognito.create_user_pool_client(
+        UserPoolId=stack.target.user_pool_id, ClientName=f"other-{uuid.uuid4().hex[:6]}",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    from dataclasses import replace
+
+    return sign_in(replace(stack.target, user_pool_client_id=other), username, PASSWORD).id_token
+
+
+def test_tokens_that_must_not_connect_are_refused_and_nothing_is_stored(stack, new_user, wrong_client_token):
+    if not stack.local:
+        pytest.skip("needs the emulator's key and tables")
+    url = stack.target.websocket_url
+    valid = new_user("alice").id_token
+    before = _connection_count(stack)
+
+    assert _handshake_status(url) == 401  # no token at all: the authorizer is not even asked
+    assert _handshake_status(f"{url}?token=not-a-jwt") == 403
+    assert _handshake_status(f"{url}?token={_expired_copy(valid)}") == 403
+    assert _handshake_status(f"{url}?token={wrong_client_token}") == 403
+
+    assert _connection_count(stack) == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "field_named"),
+    [
+        ({"content": "   "}, "content"),
+        ({"content": "x" * 4001}, "content"),
+        ({"recipientId": None}, "recipientId"),
+        ({"conversationId": None}, "conversationId"),
+    ],
+)
+def test_invalid_send_gets_validation_error_and_stores_nothing(stack, new_user, fields, field_named):
+    alice, bob = new_user("alice"), new_user("bob")
+    message_id = str(uuid.uuid4())
+    frame = {"messageId": message_id, "conversationId": conversation_id(alice.sub, bob.sub),
+             "recipientId": bob.sub, "content": "hi"}
+    frame.update(fields)
+    frame = {k: v for k, v in frame.items() if v is not None}
+    with ChatSession(stack.target, alice.id_token) as a:
+        a.send("sendMessage", **frame)
+        error = a.receive()
+    assert error["type"] == "error"
+    assert error["code"] == "VALIDATION_ERROR"
+    assert field_named in error["message"]
+    if stack.local:
+        stored = stack.dynamodb().get_item(TableName=stack.table("MessagesTable"),
+                                           Key={"messageId": {"S": message_id}})
+        assert "Item" not in stored
