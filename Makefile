@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 up: $(STAMP)
-	$(BIN)/wsstack up $(ARGS)
+	$(BIN)/wsstack up --seed '$(BIN)/python scripts/seed.py' $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

@@ -31,11 +31,11 @@ def _handshake_status(url: str) -> int:
 
 def _expired_copy(token: str) -> str:
     """The same claims, expired, signed with the emulator's own Cognito key."""
-    import moto.cognitoidp.models as cognito_models
     from joserfc import jwk
     from joserfc import jwt as jose_jwt
+    from moto.utilities.utils import load_resource
 
-    key = jwk.RSAKey.import_key(cognito_models.load_resource("cognitoidp/resources/jwks-private.json"))
+    key = jwk.RSAKey.import_key(load_resource("cognitoidp/resources/jwks-private.json"))
     claims = jwt.decode(token, options={"verify_signature": False})
     claims.update(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)
     return jose_jwt.encode({"kid": "dummy", "alg": "RS256"}, claims, key)

@@ -1,0 +1,168 @@
+"""Client protocol v1: reading client frames and building server frames.
+
+Every server frame has a ``type``. Reading a client frame either returns a validated
+request model or raises :class:`ValidationFailed` with one sentence naming the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from chat.domain.errors import ErrorCode, ValidationFailed
+from chat.domain.models import KNOWN_ACTIONS, Message, MessageStatus, PendingPosition
+
+__all__ = [
+    "ack_frame",
+    "decode_cursor",
+    "encode_cursor",
+    "error_frame",
+    "message_frame",
+    "parse_frame",
+    "reject_unknown_action",
+    "status_frame",
+    "sync_frame",
+]
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
+_NOT_AN_OBJECT = 'The frame must be a JSON object with an "action" field.'
+_BAD_CURSOR = "since is not a cursor this server issued; omit it to start from the oldest message."
+
+
+# ------------------------------------------------------------------ client -> server
+
+
+def _json_object(body: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(body) if body else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValidationFailed(_NOT_AN_OBJECT)
+    return value
+
+
+def _sentence(error: ValidationError) -> str:
+    """One sentence for the first problem pydantic found, naming the field as sent."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "frame"
+    kind = first["type"]
+    ctx = first.get("ctx", {})
+    if kind == "missing":
+        return f"{field} is required."
+    if kind == "string_type":
+        return f"{field} must be a string."
+    if kind in {"int_type", "int_parsing"}:
+        return f"{field} must be an integer."
+    if kind == "string_too_short":
+        return f"{field} must not be empty."
+    if kind == "string_too_long":
+        return f"{field} must be at most {ctx['max_length']} characters."
+    if kind == "greater_than_equal":
+        return f"{field} must be at least {ctx['ge']}."
+    if kind == "less_than_equal":
+        return f"{field} must be at most {ctx['le']}."
+    if kind == "value_error":
+        return f"{field} {ctx['error']}."
+    return f"{field} is invalid."
+
+
+def parse_frame(model: type[RequestT], body: str | None) -> RequestT:
+    """Validate a client frame (the WebSocket message body) against ``model``.
+
+    Raises:
+        ValidationFailed: naming the first bad field; carries the frame's ``messageId``
+            when it had a usable one, so the client can match the error to its message.
+    """
+    data = _json_object(body)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message_id = data.get("messageId")
+        raise ValidationFailed(
+            _sentence(exc), message_id=message_id if isinstance(message_id, str) and message_id else None
+        ) from None
+
+
+def reject_unknown_action(body: str | None) -> NoReturn:
+    """Answer a frame no route matched (the ``$default`` route).
+
+    Raises:
+        ValidationFailed: always, naming the action and the ones we know.
+    """
+    action = _json_object(body).get("action")
+    if not isinstance(action, str):
+        raise ValidationFailed(_NOT_AN_OBJECT)
+    known = ", ".join(KNOWN_ACTIONS)
+    raise ValidationFailed(f"Unknown action '{action}'. Known actions: {known}.")
+
+
+# Cursors are opaque to clients: url-safe base64 of the JSON key where the page ended,
+# the same shape as DynamoDB's LastEvaluatedKey on PendingIndex.
+
+
+def encode_cursor(user_id: str, position: PendingPosition) -> str:
+    key = {"messageId": position.message_id, "pendingFor": user_id, "timestamp": position.timestamp}
+    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(user_id: str, cursor: str) -> PendingPosition:
+    """Read a cursor back; it must have been issued to this same user.
+
+    Raises:
+        ValidationFailed: when the cursor is not one we issued to ``user_id``.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed(_BAD_CURSOR) from None
+    if not isinstance(key, dict) or set(key) != {"messageId", "pendingFor", "timestamp"}:
+        raise ValidationFailed(_BAD_CURSOR)
+    if not all(isinstance(value, str) and value for value in key.values()) or key["pendingFor"] != user_id:
+        raise ValidationFailed(_BAD_CURSOR)
+    return PendingPosition(message_id=key["messageId"], timestamp=key["timestamp"])
+
+
+# ------------------------------------------------------------------ server -> client
+
+
+def ack_frame(message: Message) -> dict[str, Any]:
+    return {"type": "ack", "messageId": message.message_id, "status": "sent", "timestamp": message.timestamp}
+
+
+def message_frame(message: Message) -> dict[str, Any]:
+    return {"type": "message", "message": message.to_wire()}
+
+
+def status_frame(message: Message, status: MessageStatus, at: str) -> dict[str, Any]:
+    return {
+        "type": "status",
+        "messageId": message.message_id,
+        "conversationId": message.conversation_id,
+        "status": status.value,
+        "at": at,
+    }
+
+
+def sync_frame(messages: Iterable[Message], cursor: str | None, has_more: bool) -> dict[str, Any]:
+    return {
+        "type": "sync",
+        "messages": [message.to_wire() for message in messages],
+        "cursor": cursor,
+        "hasMore": has_more,
+    }
+
+
+def error_frame(code: ErrorCode, message: str, message_id: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": code.value, "message": message}
+    if message_id is not None:
+        frame["messageId"] = message_id
+    return frame
