@@ -49,7 +49,7 @@ def main() -> int:
         a.send_message(conversation, bob.sub, "Sent while you were away: sync to see me.")
         a.receive_until("ack")
 
-    print("  Demo users (password for both: %s)" % args.password)
+    print(f"  Demo users (password for both: {args.password})")
     for username, token in (("alice", alice), ("bob", bob)):
         print(f"    {username:<6} sub {token.sub}")
     print(f"  Demo conversation {conversation} (one message waits for bob's syncMessages)\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import jwt
@@ -36,7 +37,7 @@ def sign_in(target: Target, username: str, password: str) -> Tokens:
 def ensure_user(target: Target, username: str, password: str, *, name: str, email: str) -> None:
     """Create a confirmed user with a permanent password; an existing one gets the password reset."""
     cognito = target.cognito()
-    try:
+    with contextlib.suppress(cognito.exceptions.UsernameExistsException):
         cognito.admin_create_user(
             UserPoolId=target.user_pool_id,
             Username=username,
@@ -47,8 +48,6 @@ def ensure_user(target: Target, username: str, password: str, *, name: str, emai
                 {"Name": "email_verified", "Value": "true"},
             ],
         )
-    except cognito.exceptions.UsernameExistsException:
-        pass
     cognito.admin_set_user_password(
         UserPoolId=target.user_pool_id, Username=username, Password=password, Permanent=True
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -62,9 +63,13 @@ class Emulator:
         """Start moto and return its endpoint URL once it accepts requests."""
         self._proc = subprocess.Popen(
             [self._python, "-m", "wsstack.emulator", "--port", str(self._port)],
+            # The child exits when this pipe closes, so it cannot outlive us even if we are
+            # killed; its own session keeps a terminal's Ctrl-C for us to handle in order.
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            start_new_session=True,
         )
         assert self._proc.stdout is not None
         # The child prints one JSON line with its port once the socket is bound.
@@ -179,7 +184,6 @@ def create_resources(
 def _serve(port: int) -> None:
     """Child-process entry: run moto and announce the bound port on stdout."""
     import signal
-    import threading
 
     from moto.server import ThreadedMotoServer
 
@@ -187,12 +191,12 @@ def _serve(port: int) -> None:
     server.start()
     _host, bound = server.get_host_and_port()
     print(json.dumps({"port": bound}), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
-
+    # Everything lives in memory and is discarded on exit, so there is nothing to flush:
+    # leave at once rather than wait for the server's shutdown poll.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
+    os._exit(0)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Run the embedded AWS emulator (moto) on 127.0.0.1.")

@@ -57,7 +57,7 @@ _CfnLoader.add_multi_constructor("!", _construct_intrinsic)
 def load_yaml(path: Path) -> dict[str, Any]:
     """Parse a template file (YAML or JSON) with intrinsic tags expanded to their long form."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
     except FileNotFoundError:
         raise TemplateError(f"No template at {path}: pass --template PATH.") from None
     except yaml.YAMLError as exc:
@@ -275,6 +275,21 @@ def _require_function(res: Resource, key: str, functions: dict[str, Function]) -
     return target
 
 
+def _attribute(rtype: str, logical_id: str, attr: str, ref: str, region: str) -> str:
+    """What ``Fn::GetAtt`` gives locally, for the attributes function environments use."""
+    arn_by_type = {
+        "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{ref}",
+        "AWS::Cognito::UserPool": f"arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{ref}",
+        "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ref}",
+        "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{ref}",
+    }
+    if attr == "Arn" and rtype in arn_by_type:
+        return arn_by_type[rtype]
+    if rtype == "AWS::Cognito::UserPool" and attr in ("ProviderURL", "ProviderName"):
+        return f"cognito-idp.{region}.amazonaws.com/{ref}"
+    raise TemplateError(f"Fn::GetAtt {logical_id}.{attr} is not supported by the local stack.")
+
+
 def resolve(
     value: Any,
     refs: Mapping[str, str],
@@ -305,21 +320,8 @@ def resolve(
     names = {**pseudo, **parameters, **refs}
 
     def get_att(logical_id: str, attr: str) -> str:
-        ref = names.get(logical_id, logical_id)
         rtype = resources[logical_id].type if resources and logical_id in resources else ""
-        arn_by_type = {
-            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{ref}",
-            "AWS::Cognito::UserPool": f"arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{ref}",
-            "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ref}",
-            "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{ref}",
-        }
-        if attr == "Arn" and rtype in arn_by_type:
-            return arn_by_type[rtype]
-        if rtype == "AWS::Cognito::UserPool" and attr == "ProviderURL":
-            return f"cognito-idp.{region}.amazonaws.com/{ref}"
-        if rtype == "AWS::Cognito::UserPool" and attr == "ProviderName":
-            return f"cognito-idp.{region}.amazonaws.com/{ref}"
-        raise TemplateError(f"Fn::GetAtt {logical_id}.{attr} is not supported by the local stack.")
+        return _attribute(rtype, logical_id, attr, str(names.get(logical_id, logical_id)), region)
 
     def lookup(name: str, local: Mapping[str, Any]) -> str:
         if name in local:

@@ -23,9 +23,8 @@ def _connection_count(stack) -> int:
 
 
 def _handshake_status(url: str) -> int:
-    with pytest.raises(InvalidStatus) as refused:
-        with connect(url, open_timeout=10):
-            pass
+    with pytest.raises(InvalidStatus) as refused, connect(url, open_timeout=10):
+        pass
     return refused.value.response.status_code
 
 

@@ -111,7 +111,7 @@ def test_unsupported_runtime_is_named(tmp_path):
               Handler: index.handler
               Runtime: nodejs20.x
     """)
-    with pytest.raises(TemplateError, match="NodeFunction: runtime 'nodejs20.x' is not supported"):
+    with pytest.raises(TemplateError, match=r"NodeFunction: runtime 'nodejs20\.x' is not supported"):
         load_app(path)
 
 

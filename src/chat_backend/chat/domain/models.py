@@ -20,6 +20,7 @@ __all__ = [
     "KNOWN_ACTIONS",
     "MAX_CONTENT_LENGTH",
     "MAX_ID_LENGTH",
+    "MAX_POST_BYTES",
     "MAX_SYNC_LIMIT",
     "Caller",
     "Connection",
@@ -38,6 +39,8 @@ __all__ = [
 MAX_CONTENT_LENGTH = 4000
 #: Longest client-chosen id (messageId, conversationId, recipientId, replyToMessageId).
 MAX_ID_LENGTH = 128
+#: API Gateway's cap on one ``@connections`` POST body (larger posts get 413).
+MAX_POST_BYTES = 128 * 1024
 DEFAULT_SYNC_LIMIT = 50
 MAX_SYNC_LIMIT = 100
 #: Connections outlive API Gateway's 2-hour cap by far; the TTL only sweeps rows whose

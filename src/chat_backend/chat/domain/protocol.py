@@ -21,6 +21,7 @@ __all__ = [
     "ack_frame",
     "decode_cursor",
     "encode_cursor",
+    "encode_frame",
     "error_frame",
     "message_frame",
     "parse_frame",
@@ -132,6 +133,12 @@ def decode_cursor(user_id: str, cursor: str) -> PendingPosition:
 
 
 # ------------------------------------------------------------------ server -> client
+
+
+def encode_frame(frame: dict[str, Any]) -> bytes:
+    """The bytes a frame goes out as. UTF-8 rather than ``\\u`` escapes: up to 3x smaller for
+    non-Latin text, which matters against the 128 KB post limit."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def ack_frame(message: Message) -> dict[str, Any]:
