@@ -21,6 +21,7 @@ from typing import Any
 
 import boto3
 
+from wsstack.gateway.core import default_api_id
 from wsstack.model import App, Resource
 from wsstack.template import DEFAULT_REGION, TemplateError, resolve
 
@@ -169,7 +170,7 @@ def create_resources(
         client id), plus the logical ids of functions and APIs mapped to their local names.
     """
     refs: dict[str, str] = {fn: fn for fn in app.functions}
-    refs.update({api.logical_id: api.logical_id.lower()[:10] for api in app.apis.values()})
+    refs.update({api.logical_id: default_api_id(api.logical_id) for api in app.apis.values()})
     for type_name, create in _CREATORS.items():
         for res in app.of_type(type_name):
             try:

@@ -1,0 +1,528 @@
+"""The asyncio layer of the local gateway: sockets in, :mod:`wsstack.gateway.core` decisions out.
+
+WebSocket connections are served by ``websockets``; the ``@connections`` API, which needs
+POST and DELETE, by aiohttp on a second port (see :mod:`wsstack.gateway.management`).
+Lambdas are reached through an injected ``invoke`` coroutine, so the gateway neither knows
+nor cares how functions run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from wsstack.gateway.core import (
+    CONNECT_ROUTE,
+    DISCONNECT_ROUTE,
+    GOING_AWAY,
+    Connection,
+    ConnectionRegistry,
+    HandshakeRequest,
+    Limits,
+    StageContext,
+    build_authorizer_event,
+    build_connect_event,
+    build_disconnect_event,
+    build_message_event,
+    client_close_details,
+    connect_status,
+    default_api_id,
+    error_frame,
+    interpret_authorizer_result,
+    message_reply,
+    missing_identity_sources,
+    new_connection_id,
+    new_request_id,
+    select_route,
+    server_close_details,
+)
+from wsstack.gateway.management import create_management_app
+from wsstack.model import InvocationResult, Route, WebSocketApi
+
+__all__ = ["Gateway", "Invoke"]
+
+logger = logging.getLogger("wsstack.gateway")
+
+#: ``(function logical id, event) -> result``: how the gateway runs a Lambda.
+Invoke = Callable[[str, Any], Awaitable[InvocationResult]]
+
+#: Marks an invocation the gateway stopped waiting for after ``integration_timeout``.
+_TIMED_OUT = object()
+
+
+@dataclass(eq=False)
+class _Live:
+    """Socket-side state of one open connection."""
+
+    record: Connection
+    socket: ServerConnection
+    last_active: float = field(default_factory=time.monotonic)
+    opened: float = field(default_factory=time.monotonic)
+    #: Set when the gateway (not the client) closes: the $disconnect code and reason.
+    server_close: tuple[int, str] | None = None
+
+
+def _json_response(status: int, message: str | None) -> Response:
+    body = json.dumps({"message": message}).encode()
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    headers = Headers(
+        [
+            ("Connection", "close"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+        ]
+    )
+    return Response(status, phrase, headers, body)
+
+
+class Gateway:
+    """A local API Gateway WebSocket API stage.
+
+    Args:
+        api: The WebSocket API (routes, authorizer, route selection expression).
+        stage: The stage served; clients connect to ``ws://host:port/<stage>``.
+        invoke: Runs a Lambda: ``await invoke(function_logical_id, event)``.
+        host: Interface for both servers.
+        port: WebSocket port, 0 for any free port.
+        management_port: ``@connections`` port, 0 for any free port.
+        limits: Service limits, AWS defaults when None.
+        api_id: ``requestContext.apiId``; by default derived from the API's logical id.
+        region: Region used in the authorizer's methodArn.
+
+    Attributes:
+        url: ``ws://host:port/<stage>``, set by :meth:`start`.
+        management_url: ``http://host:mport/<stage>``, set by :meth:`start`: the
+            ``endpoint_url`` for boto3's ``apigatewaymanagementapi`` client and what
+            Lambdas get as their connections endpoint.
+    """
+
+    def __init__(
+        self,
+        api: WebSocketApi,
+        stage: str,
+        invoke: Invoke,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        management_port: int = 0,
+        limits: Limits | None = None,
+        api_id: str | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        self.api = api
+        self.stage = stage
+        self.limits = limits or Limits()
+        self.registry = ConnectionRegistry()
+        self.url = ""
+        self.management_url = ""
+        self._invoke = invoke
+        self._host = host
+        self._port = port
+        self._management_port = management_port
+        self._api_id = api_id or default_api_id(api.logical_id)
+        self._region = region
+        self._context: StageContext | None = None
+        self._server: Server | None = None
+        self._runner: web.AppRunner | None = None
+        self._live: dict[str, _Live] = {}
+        # Connections whose $connect succeeded but whose handler has not started yet.
+        self._accepted: weakref.WeakKeyDictionary[ServerConnection, Connection] = weakref.WeakKeyDictionary()
+        # Invocations the gateway gave up on (timeout) but that are still running, as a
+        # Lambda keeps running on AWS after API Gateway stops waiting.
+        self._orphans: set[asyncio.Future[Any]] = set()
+        # Message handlers and background closes, cancelled by stop() if still running.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def context(self) -> StageContext:
+        """What events say about this stage (available once started)."""
+        if self._context is None:
+            raise RuntimeError("the gateway is not started")
+        return self._context
+
+    async def start(self) -> None:
+        """Listen for WebSocket clients and ``@connections`` calls."""
+        if self._server is not None:
+            raise RuntimeError("the gateway is already started")
+        limits = self.limits
+        self._server = await serve(
+            self._handle,
+            self._host,
+            self._port,
+            process_response=self._process_response,
+            # AWS enforces both a message and a frame size; websockets closes with 1009
+            # when either is exceeded.
+            max_size=(limits.max_message_bytes, limits.max_frame_bytes),
+            # API Gateway does not send pings; idle connections are closed by the
+            # idle timeout instead.
+            ping_interval=None,
+            compression=None,
+            # The handshake waits for the authorizer and the $connect integration.
+            open_timeout=2 * limits.integration_timeout + 10,
+            server_header=None,
+        )
+        port = self._server.sockets[0].getsockname()[1]
+        self._context = StageContext(
+            api_id=self._api_id,
+            stage=self.stage,
+            domain_name=f"{self._host}:{port}",
+            region=self._region,
+        )
+        self.url = f"ws://{self._host}:{port}/{self.stage}"
+
+        app = create_management_app(self, self.stage, max_payload=limits.max_message_bytes)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._management_port)
+        await site.start()
+        management_port = self._runner.addresses[0][1]
+        self.management_url = f"http://{self._host}:{management_port}/{self.stage}"
+        logger.info("gateway serving %s (@connections at %s)", self.url, self.management_url)
+
+    async def stop(self) -> None:
+        """Close every connection with 1001, run their ``$disconnect``, stop listening.
+
+        Idempotent.
+        """
+        if self._stopped or self._server is None:
+            return
+        self._stopped = True
+        for live in self._live.values():
+            live.server_close = live.server_close or GOING_AWAY
+        # Closes open sockets with 1001 and waits for every handler, hence every
+        # $disconnect invocation, to finish.
+        self._server.close(code=GOING_AWAY[0], reason=GOING_AWAY[1])
+        await self._server.wait_closed()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for task in [*self._tasks, *self._orphans]:
+            task.cancel()
+        logger.info("gateway stopped %s", self.url)
+
+    # ----------------------------------------------------------------- handshake
+
+    async def _process_response(
+        self, socket: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        # Runs after websockets validated the upgrade (response is 101) and before the
+        # response is sent: on AWS the upgrade likewise waits for the authorizer and the
+        # $connect integration.
+        if response.status_code != 101:
+            return None
+        started = time.monotonic()
+        request_id = new_request_id()
+        handshake = HandshakeRequest.from_http(
+            request.path,
+            list(request.headers.raw_items()),
+            socket.remote_address[0],
+            server_port=socket.local_address[1],
+        )
+        if handshake.path != f"/{self.stage}":
+            # API Gateway refuses an upgrade on a path that is not a deployed stage with 403.
+            self._log_connect("-", request_id, 403, started, "unknown stage path")
+            return _json_response(403, "Forbidden")
+
+        record = Connection(
+            connection_id=new_connection_id(),
+            connected_at=time.time(),
+            source_ip=handshake.source_ip,
+            user_agent=handshake.user_agent,
+        )
+        status, detail = await self._authorize_and_connect(handshake, record, request_id)
+        self._log_connect(record.connection_id, request_id, status if status != 200 else 101, started, detail)
+        if status != 200:
+            return _json_response(status, _refusal_message(status))
+        self._accepted[socket] = record
+        return None
+
+    async def _authorize_and_connect(
+        self, handshake: HandshakeRequest, record: Connection, request_id: str
+    ) -> tuple[int, str]:
+        route = self.api.routes.get(CONNECT_ROUTE)
+        if route is None:
+            return 200, "no $connect route"  # $connect is optional
+        if route.authorization_type == "CUSTOM" and route.authorizer is not None:
+            status, detail = await self._authorize(route, handshake, record, request_id)
+            if status != 200:
+                return status, detail
+        if route.function is None:
+            return 200, ""
+        event = build_connect_event(self.context, handshake, record, request_id=request_id)
+        outcome = await self._call(route.function, event)
+        if outcome is _TIMED_OUT:
+            return 504, "$connect integration timed out"
+        assert isinstance(outcome, InvocationResult)
+        status = connect_status(outcome)
+        return status, "" if outcome.ok else "$connect integration failed"
+
+    async def _authorize(
+        self, route: Route, handshake: HandshakeRequest, record: Connection, request_id: str
+    ) -> tuple[int, str]:
+        authorizer = route.authorizer
+        assert authorizer is not None
+        missing = missing_identity_sources(authorizer, handshake)
+        if missing:
+            # AWS answers 401 without invoking the authorizer.
+            return 401, f"missing identity source {', '.join(missing)}"
+        event = build_authorizer_event(self.context, handshake, record, request_id=request_id)
+        started = time.monotonic()
+        outcome = await self._call(authorizer.function, event)
+        latency_ms = int((time.monotonic() - started) * 1000)
+        if outcome is _TIMED_OUT:
+            return 500, "authorizer timed out"
+        assert isinstance(outcome, InvocationResult)
+        decision = interpret_authorizer_result(outcome, self.context.method_arn)
+        if decision.allowed:
+            record.authorizer = decision.request_context_authorizer(latency_ms)
+        return decision.status, decision.detail
+
+    # ---------------------------------------------------------------- connection
+
+    async def _handle(self, socket: ServerConnection) -> None:
+        record = self._accepted.pop(socket, None)
+        if record is None:  # pragma: no cover - websockets calls us only after a 101
+            await socket.close(1011)
+            return
+        live = _Live(record=record, socket=socket)
+        self.registry.add(record)
+        self._live[record.connection_id] = live
+        watchdog = asyncio.create_task(self._watch(live))
+        try:
+            async for message in socket:
+                if isinstance(message, bytes):
+                    # Binary frames are refused with 1003 (unsupported data).
+                    await self._close(live, 1003)
+                    break
+                live.last_active = time.monotonic()
+                self.registry.touch(record.connection_id)
+                # AWS invokes the integration of each message concurrently.
+                self._spawn(self._on_message(live, message))
+        except ConnectionClosed:
+            pass
+        finally:
+            watchdog.cancel()
+            self.registry.remove(record.connection_id)
+            self._live.pop(record.connection_id, None)
+            await socket.wait_closed()
+            code, reason = self._close_details(live)
+            await self._disconnect(record, code, reason)
+
+    async def _watch(self, live: _Live) -> None:
+        # One timer per connection for the idle timeout and the maximum duration; both
+        # close with 1001 "Going away", as AWS does.
+        limits = self.limits
+        while True:
+            deadline = min(
+                live.last_active + limits.idle_timeout,
+                live.opened + limits.max_connection_duration,
+            )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                await self._close(live, GOING_AWAY[0])
+                return
+            await asyncio.sleep(remaining)
+
+    async def _close(self, live: _Live, code: int) -> None:
+        details = server_close_details(code)
+        live.server_close = live.server_close or details
+        with contextlib.suppress(ConnectionClosed):
+            await live.socket.close(*details)
+
+    @staticmethod
+    def _close_details(live: _Live) -> tuple[int, str]:
+        if live.server_close is not None:
+            return live.server_close
+        protocol = live.socket.protocol
+        received, sent = protocol.close_rcvd, protocol.close_sent
+        if received is not None and (sent is None or protocol.close_rcvd_then_sent):
+            return client_close_details(received.code, received.reason)
+        if sent is not None:
+            # websockets closed on our behalf: 1009 for size limits, 1007 for bad UTF-8.
+            return server_close_details(sent.code)
+        return client_close_details(None, "")
+
+    async def _on_message(self, live: _Live, body: str) -> None:
+        started = time.monotonic()
+        record = live.record
+        request_id = new_request_id()
+        route = select_route(self.api, body)
+        if route is None:
+            await self._send(live, error_frame("Forbidden", record.connection_id, request_id))
+            self._log_route(record.connection_id, "-", request_id, 403, started, "no matching route")
+            return
+        if route.function is None:
+            self._log_route(record.connection_id, route.route_key, request_id, 200, started, "no Lambda")
+            return
+        event = build_message_event(
+            self.context,
+            record,
+            route_key=route.route_key,
+            body=body,
+            request_id=request_id,
+            message_id=new_request_id(),
+        )
+        outcome = await self._call(route.function, event)
+        if outcome is _TIMED_OUT:
+            reply: str | None = error_frame("Endpoint request timed out", record.connection_id, request_id)
+            status = 504
+        else:
+            assert isinstance(outcome, InvocationResult)
+            reply = message_reply(outcome, route, connection_id=record.connection_id, request_id=request_id)
+            status = 200 if outcome.ok else 500
+        if reply is not None:
+            await self._send(live, reply)
+        self._log_route(record.connection_id, route.route_key, request_id, status, started, "")
+
+    async def _disconnect(self, record: Connection, code: int, reason: str) -> None:
+        started = time.monotonic()
+        request_id = new_request_id()
+        route = self.api.routes.get(DISCONNECT_ROUTE)
+        status = 200
+        if route is not None and route.function is not None:
+            event = build_disconnect_event(self.context, record, status_code=code, reason=reason, request_id=request_id)
+            outcome = await self._call(route.function, event)
+            if outcome is _TIMED_OUT:
+                status = 504
+            elif isinstance(outcome, InvocationResult) and not outcome.ok:
+                status = 500
+        logger.info(
+            "disconnect connectionId=%s routeKey=%s requestId=%s status=%d closeCode=%d closeReason=%r durationMs=%.1f",
+            record.connection_id,
+            DISCONNECT_ROUTE,
+            request_id,
+            status,
+            code,
+            reason,
+            (time.monotonic() - started) * 1000,
+        )
+
+    @staticmethod
+    async def _send(live: _Live, text: str) -> bool:
+        try:
+            await live.socket.send(text)
+        except ConnectionClosed:
+            return False
+        return True
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------- invocations
+
+    async def _call(self, function: str, event: dict[str, Any]) -> InvocationResult | object:
+        """Invoke a Lambda, giving up after the integration timeout.
+
+        Returns the result, or ``_TIMED_OUT``. An exception raised by ``invoke`` itself
+        (the runtime failed, not the function) is reported like a function error.
+        """
+        task = asyncio.ensure_future(self._invoke(function, event))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.limits.integration_timeout)
+        except TimeoutError:
+            self._orphans.add(task)
+            task.add_done_callback(self._forget_orphan)
+            return _TIMED_OUT
+        except Exception as exc:
+            logger.exception("invoking %s failed", function)
+            return InvocationResult(request_id="", error={"errorMessage": str(exc), "errorType": type(exc).__name__})
+
+    def _forget_orphan(self, task: asyncio.Future[Any]) -> None:
+        self._orphans.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("timed-out invocation later failed: %r", task.exception())
+
+    # ------------------------------------------------------- @connections operations
+
+    def describe(self, connection_id: str) -> Connection | None:
+        """The open connection with this id, or None (``@connections`` GET)."""
+        return self.registry.get(connection_id)
+
+    async def post(self, connection_id: str, data: bytes) -> bool:
+        """Send data to a client (``@connections`` POST); False when gone.
+
+        UTF-8 data goes out as a text frame, anything else as a binary frame.
+        """
+        live = self._live.get(connection_id)
+        if live is None or connection_id not in self.registry:
+            return False
+        try:
+            message: str | bytes = data.decode("utf-8")
+        except UnicodeDecodeError:
+            message = data
+        try:
+            await live.socket.send(message)
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def delete(self, connection_id: str) -> bool:
+        """Close a connection (``@connections`` DELETE); False when gone.
+
+        The connection leaves the registry at once; the close handshake and
+        ``$disconnect`` follow in the background.
+        """
+        live = self._live.get(connection_id)
+        if live is None or self.registry.remove(connection_id) is None:
+            return False
+        self._spawn(self._close(live, 1000))
+        return True
+
+    # ------------------------------------------------------------------- logging
+
+    @staticmethod
+    def _log_connect(connection_id: str, request_id: str, status: int, started: float, detail: str) -> None:
+        logger.info(
+            "connect connectionId=%s routeKey=%s requestId=%s status=%d durationMs=%.1f%s",
+            connection_id,
+            CONNECT_ROUTE,
+            request_id,
+            status,
+            (time.monotonic() - started) * 1000,
+            f" detail={detail!r}" if detail else "",
+        )
+
+    @staticmethod
+    def _log_route(
+        connection_id: str, route_key: str, request_id: str, status: int, started: float, detail: str
+    ) -> None:
+        logger.info(
+            "message connectionId=%s routeKey=%s requestId=%s status=%d durationMs=%.1f%s",
+            connection_id,
+            route_key,
+            request_id,
+            status,
+            (time.monotonic() - started) * 1000,
+            f" detail={detail!r}" if detail else "",
+        )
+
+
+def _refusal_message(status: int) -> str | None:
+    return {
+        401: "Unauthorized",
+        403: "Forbidden",
+        500: "Internal server error",
+        502: "Internal server error",
+        504: "Endpoint request timed out",
+    }.get(status)

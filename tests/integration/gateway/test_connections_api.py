@@ -1,0 +1,208 @@
+"""The @connections API, driven by boto3's real apigatewaymanagementapi client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+WAIT = 5.0
+UNKNOWN_ID = "AAAAAAAAAAAAAAA="
+
+
+def run(coroutine: Any, timeout: float = 30.0) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def management_client(endpoint_url: str) -> Any:
+    # Dummy credentials: the local API accepts any SigV4 signature, as boto3 always signs.
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+async def call(client: Any, operation: str, **kwargs: Any) -> Any:
+    """Run a blocking boto3 call off the event loop the gateway runs on."""
+    return await asyncio.wait_for(asyncio.to_thread(getattr(client, operation), **kwargs), WAIT)
+
+
+async def client_error(client: Any, operation: str, **kwargs: Any) -> ClientError:
+    with pytest.raises(ClientError) as raised:
+        await call(client, operation, **kwargs)
+    return raised.value
+
+
+async def connection_id_of(lambdas: Any) -> str:
+    event = await lambdas.next_call("ConnectFn")
+    return str(event["requestContext"]["connectionId"])
+
+
+async def close_code(ws: ClientConnection) -> int | None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), WAIT)
+    return ws.close_code
+
+
+def test_post_delivers_a_text_frame(lambdas, running) -> None:
+    async def scenario() -> None:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            client = management_client(gateway.management_url)
+            connection_id = await connection_id_of(lambdas)
+
+            response = await call(client, "post_to_connection", ConnectionId=connection_id, Data=b'{"type":"ack"}')
+
+            assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+            assert await asyncio.wait_for(ws.recv(), WAIT) == '{"type":"ack"}'
+
+    run(scenario())
+
+
+def test_get_describes_the_connection(lambdas, running) -> None:
+    async def scenario() -> None:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            client = management_client(gateway.management_url)
+            connection_id = await connection_id_of(lambdas)
+            await ws.send(json.dumps({"action": "echo"}))
+            await asyncio.wait_for(ws.recv(), WAIT)
+
+            info = await call(client, "get_connection", ConnectionId=connection_id)
+
+            assert isinstance(info["ConnectedAt"], datetime) and isinstance(info["LastActiveAt"], datetime)
+            assert info["LastActiveAt"] >= info["ConnectedAt"]
+            assert info["Identity"]["SourceIp"] == "127.0.0.1"
+            assert info["Identity"]["UserAgent"].startswith("Python/")
+
+    run(scenario())
+
+
+def test_delete_closes_the_socket_and_runs_disconnect(lambdas, running) -> None:
+    async def scenario() -> None:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            client = management_client(gateway.management_url)
+            connection_id = await connection_id_of(lambdas)
+
+            response = await call(client, "delete_connection", ConnectionId=connection_id)
+
+            assert response["ResponseMetadata"]["HTTPStatusCode"] == 204
+            assert await close_code(ws) == 1000
+            disconnect = await lambdas.next_call("DisconnectFn")
+            assert disconnect["requestContext"]["connectionId"] == connection_id
+            assert disconnect["requestContext"]["disconnectStatusCode"] == 1000
+            # the id is gone for good
+            error = await client_error(client, "post_to_connection", ConnectionId=connection_id, Data=b"x")
+            assert error.response["Error"]["Code"] == "GoneException"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("operation", "kwargs"),
+    [
+        ("post_to_connection", {"Data": b"hello"}),
+        ("get_connection", {}),
+        ("delete_connection", {}),
+    ],
+)
+def test_unknown_connection_is_gone_exception_410(lambdas, running, operation: str, kwargs: dict[str, Any]) -> None:
+    async def scenario() -> None:
+        async with running(lambdas) as gateway:
+            client = management_client(gateway.management_url)
+            error = await client_error(client, operation, ConnectionId=UNKNOWN_ID, **kwargs)
+        assert error.response["Error"]["Code"] == "GoneException"
+        assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 410
+
+    run(scenario())
+
+
+def test_post_after_the_client_left_is_gone(lambdas, running) -> None:
+    async def scenario() -> None:
+        async with running(lambdas) as gateway:
+            client = management_client(gateway.management_url)
+            async with connect(gateway.url + "?token=allow-ann"):
+                connection_id = await connection_id_of(lambdas)
+            await lambdas.next_call("DisconnectFn")
+            error = await client_error(client, "post_to_connection", ConnectionId=connection_id, Data=b"late")
+        assert error.response["Error"]["Code"] == "GoneException"
+
+    run(scenario())
+
+
+def test_posting_from_inside_connect_is_gone(lambdas, running) -> None:
+    seen: dict[str, Any] = {}
+
+    async def connect_handler(event: dict[str, Any]) -> dict[str, Any]:
+        client = management_client(seen["endpoint"])
+        try:
+            await call(client, "post_to_connection", ConnectionId=event["requestContext"]["connectionId"], Data=b"hi")
+        except ClientError as exc:
+            seen["error"] = exc.response
+        return {"statusCode": 200}
+
+    lambdas.handlers["ConnectFn"] = connect_handler
+
+    async def scenario() -> None:
+        async with running(lambdas) as gateway:
+            seen["endpoint"] = gateway.management_url
+            async with connect(gateway.url + "?token=allow-ann") as ws:
+                await ws.send(json.dumps({"action": "echo"}))
+                # the connection works once $connect has returned
+                assert json.loads(await asyncio.wait_for(ws.recv(), WAIT)) == {"action": "echo"}
+        assert seen["error"]["Error"]["Code"] == "GoneException"
+        assert seen["error"]["ResponseMetadata"]["HTTPStatusCode"] == 410
+
+    run(scenario())
+
+
+def test_post_over_128_kb_is_payload_too_large(lambdas, running) -> None:
+    async def scenario() -> None:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann"):
+            client = management_client(gateway.management_url)
+            connection_id = await connection_id_of(lambdas)
+            error = await client_error(
+                client, "post_to_connection", ConnectionId=connection_id, Data=b"x" * (128 * 1024 + 1)
+            )
+            assert error.response["Error"]["Code"] == "PayloadTooLargeException"
+            assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+            # exactly the limit is fine
+            ok = await call(client, "post_to_connection", ConnectionId=connection_id, Data=b"x" * (128 * 1024))
+            assert ok["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+    run(scenario())
+
+
+def test_gone_response_has_the_aws_shape(lambdas, running) -> None:
+    async def scenario() -> None:
+        async with running(lambdas) as gateway, aiohttp.ClientSession() as session:
+            url = f"{gateway.management_url}/@connections/{UNKNOWN_ID}"
+            async with session.post(url, data=b"x") as response:
+                assert response.status == 410
+                assert response.headers["x-amzn-ErrorType"] == "GoneException"
+                assert await response.json() == {"message": None}
+
+    run(scenario())
+
+
+def test_other_stage_path_is_forbidden(lambdas, running) -> None:
+    async def scenario() -> None:
+        async with running(lambdas) as gateway:
+            other = gateway.management_url.rsplit("/", 1)[0] + "/prod"
+            client = management_client(other)
+            error = await client_error(client, "post_to_connection", ConnectionId=UNKNOWN_ID, Data=b"x")
+        assert error.response["Error"]["Code"] == "ForbiddenException"
+        assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+    run(scenario())
