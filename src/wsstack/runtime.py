@@ -1,0 +1,788 @@
+"""Run Lambda functions locally the way AWS runs them, without Docker.
+
+Every function runs in worker processes started as ``python -m awslambdaric <handler>``: the
+runtime interface client AWS's own Python images use. The client talks HTTP to a Lambda
+Runtime API that :class:`LambdaRuntime` serves on 127.0.0.1.
+
+Each worker gets its own Runtime API endpoint, as each AWS execution environment has its own;
+that tells us which process holds which invocation, so a timeout kills the right worker and a
+crash fails the right invocation. All workers of a function draw from one queue, so whichever
+worker is idle takes the next invocation. Dispatch is push-based (asyncio futures, no polling),
+so a warm invocation costs two local HTTP requests and no process start.
+
+Reproduced AWS behaviour:
+
+* warm reuse: a worker that answered polls ``/next`` again and serves the next invocation;
+* cold starts when concurrency grows, bounded by ``ReservedConcurrentExecutions`` (or a default);
+* the function's ``Timeout``: on expiry the worker is killed and the invocation fails with
+  ``Sandbox.Timedout``; a worker that exits mid-invocation fails it with ``Runtime.ExitError``;
+* init errors (``/init/error``) and handler exceptions reach the caller as the runtime client
+  posted them;
+* the environment AWS gives a function (``AWS_LAMBDA_*``, ``AWS_REGION``, ``LAMBDA_TASK_ROOT``,
+  ``_HANDLER``, ``TZ``) plus the template's variables, and nothing else from our own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import enum
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import sysconfig
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from wsstack.model import Function, InvocationResult
+
+__all__ = ["LambdaRuntime", "RequestTooLargeException", "ResourceNotFoundException"]
+
+#: AWS: "The Init phase is limited to 10 seconds".
+INIT_TIMEOUT = 10.0
+#: Seconds a worker gets to exit after SIGTERM before it is killed, on stop().
+STOP_GRACE = 2.0
+#: Synchronous invocation payload limit, request and response (the figure AWS's error quotes).
+MAX_PAYLOAD = 6_291_556
+#: The account id moto and the other local tools use.
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+_API = "/2018-06-01/runtime"
+#: Variables a worker inherits from our process; everything else comes from Lambda or the template.
+_INHERITED = ("PATH", "HOME", "LANG", "TMPDIR")
+#: Lines longer than this are forwarded in pieces (CloudWatch caps an event at 256 KB).
+_MAX_LOG_LINE = 256 * 1024
+
+
+class ResourceNotFoundException(LookupError):
+    """No function with that name was added (AWS's Invoke error of the same name)."""
+
+
+class RequestTooLargeException(ValueError):
+    """The event is larger than Lambda's synchronous payload limit (6 MB)."""
+
+
+class _State(enum.Enum):
+    BOOTING = "booting"  # process started, has not polled /next yet
+    IDLE = "idle"  # waiting in /next
+    BUSY = "busy"  # holds an invocation
+    FINISHING = "finishing"  # posted its answer, about to poll /next again
+    DEAD = "dead"  # exited or being killed
+
+
+#: States of a worker that will poll /next soon, so a queued invocation needs no new worker.
+_ARRIVING = (_State.BOOTING, _State.FINISHING)
+
+
+class _Invocation:
+    __slots__ = ("body", "cold_start", "deadline_ms", "future", "request_id", "started", "timeout", "timer")
+
+    def __init__(self, body: bytes, timeout: float, future: asyncio.Future[InvocationResult]) -> None:
+        self.request_id = str(uuid.uuid4())
+        self.body = body
+        self.timeout = timeout
+        self.future = future
+        self.started = 0.0  # time.monotonic() when a worker took it
+        self.deadline_ms = 0
+        self.cold_start = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _Worker:
+    """One ``python -m awslambdaric`` process and the Runtime API endpoint it polls."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, pool: _Pool) -> None:
+        self.id = next(self._ids)
+        self.pool = pool
+        self.state = _State.BOOTING
+        pool.arriving += 1
+        self.port = 0
+        self.site: web.SockSite | None = None
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.pid: int | None = None
+        self.waiter: asyncio.Future[_Invocation] | None = None
+        self.current: _Invocation | None = None
+        self.served = 0
+        self.spawned = time.monotonic()
+        self.init_ms: float | None = None  # set when it first polls /next
+        self.init_timer: asyncio.TimerHandle | None = None
+        self.init_error: dict[str, Any] | None = None
+        self.init_timed_out = False
+        self.killed = False  # by us: a timeout, an init timeout, stop()
+        self.output = bytearray()
+        self.output_closed = asyncio.Event()
+        #: Resolved once the process is gone and its endpoint closed.
+        self.reaped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def set_state(self, state: _State) -> None:
+        # Keep the pool's count of soon-idle workers exact: it decides when to start a new one.
+        if self.state in _ARRIVING:
+            self.pool.arriving -= 1
+        if state in _ARRIVING:
+            self.pool.arriving += 1
+        self.state = state
+
+    def signal(self, signum: int) -> None:
+        """Signal the worker's whole process group (a handler's own children go too)."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+    def forward_output(self, data: bytes) -> None:
+        self.output += data
+        if b"\n" not in data and len(self.output) < _MAX_LOG_LINE:
+            return
+        *lines, rest = self.output.split(b"\n")
+        self.output = bytearray(rest)
+        if len(self.output) >= _MAX_LOG_LINE:
+            lines.append(bytes(self.output))
+            self.output.clear()
+        for line in lines:
+            self.log_line(line)
+
+    def flush_output(self) -> None:
+        if self.output:
+            self.log_line(bytes(self.output))
+            self.output.clear()
+
+    def log_line(self, line: bytes) -> None:
+        # awslambdaric joins the lines of one error report with "\r" so that CloudWatch keeps
+        # them in one event; keep them in one record too, but readable.
+        text = line.decode("utf-8", "replace").rstrip("\r").replace("\r", "\n")
+        self.pool.log.info(text, extra={"worker_pid": self.pid})
+
+
+class _WorkerProtocol(asyncio.SubprocessProtocol):
+    # A protocol rather than asyncio.subprocess.Process: Process.wait() only returns once the
+    # output pipe closes, which a process started by the handler can hold open forever, while
+    # process_exited() fires as soon as the worker itself exits.
+
+    def __init__(self, runtime: LambdaRuntime, worker: _Worker) -> None:
+        self.runtime = runtime
+        self.worker = worker
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self.worker.transport = transport
+        self.worker.pid = transport.get_pid()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.worker.forward_output(data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self.worker.flush_output()
+        self.worker.output_closed.set()
+
+    def process_exited(self) -> None:
+        self.runtime._spawn_task(self.runtime._reap(self.worker))
+
+
+class _Pool:
+    """The workers and the queue of one function."""
+
+    def __init__(self, fn: Function, env: dict[str, str], region: str, limit: int) -> None:
+        self.fn = fn
+        self.name = fn.logical_id
+        self.env = env
+        self.arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{self.name}"
+        self.limit = limit
+        self.pending: collections.deque[_Invocation] = collections.deque()
+        self.idle: list[_Worker] = []
+        self.workers: set[_Worker] = set()
+        #: Workers booting or finishing: each will poll /next soon and can take a queued invocation.
+        self.arriving = 0
+        self.log = logging.getLogger(f"wsstack.fn.{self.name}")
+
+
+class LambdaRuntime:
+    """Serve the Lambda Runtime API and run each function in awslambdaric worker processes.
+
+    Args:
+        host: Address the Runtime API endpoints listen on.
+        default_concurrency: Most workers per function when its ``reserved_concurrency`` is
+            not set.
+        python: Interpreter that runs the workers; it must be able to import ``awslambdaric``.
+        log: Logger for one line per invocation; defaults to ``wsstack.runtime``. The
+            functions' own output goes to ``wsstack.fn.<LogicalId>``, one record per line.
+
+    Example::
+
+        runtime = LambdaRuntime()
+        runtime.add_function(fn, {"TABLE_NAME": "messages"})
+        await runtime.start()
+        try:
+            result = await runtime.invoke(fn.logical_id, {"hello": "world"})
+        finally:
+            await runtime.stop()
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        default_concurrency: int = 10,
+        python: str = sys.executable,
+        log: logging.Logger | None = None,
+    ) -> None:
+        if default_concurrency < 1:
+            raise ValueError("default_concurrency must be at least 1")
+        self._host = host
+        self._default_concurrency = default_concurrency
+        self._python = python
+        self._log = log or logging.getLogger("wsstack.runtime")
+        self._pools: dict[str, _Pool] = {}
+        self._by_port: dict[int, _Worker] = {}
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopped = False
+
+    # -- public API -------------------------------------------------------------------------
+
+    def add_function(self, fn: Function, environment: dict[str, str]) -> None:
+        """Register a function; its workers start on demand (the first invocation is cold).
+
+        Args:
+            fn: The function from the template.
+            environment: Its environment variables, already resolved to strings. They win
+                over the variables Lambda itself sets, as on AWS for the non-reserved ones.
+
+        Raises:
+            ValueError: A function with that logical id was already added, its runtime is not
+                Python, or its code directory does not exist.
+            TypeError: An environment value is not a string (an unresolved intrinsic, say).
+        """
+        if fn.logical_id in self._pools:
+            raise ValueError(f"function {fn.logical_id!r} was already added")
+        if not fn.runtime.startswith("python"):
+            raise ValueError(f"{fn.logical_id}: runtime {fn.runtime!r} is not supported, only python3.x")
+        if not Path(fn.code_dir).is_dir():
+            raise ValueError(f"{fn.logical_id}: code directory {str(fn.code_dir)!r} does not exist")
+        unresolved = sorted(k for k, v in environment.items() if not isinstance(k, str) or not isinstance(v, str))
+        if unresolved:
+            raise TypeError(f"{fn.logical_id}: environment values must be strings: {', '.join(map(str, unresolved))}")
+        region = environment.get("AWS_REGION") or environment.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        limit = fn.reserved_concurrency or self._default_concurrency
+        self._pools[fn.logical_id] = _Pool(fn, self._environment(fn, environment, region), region, limit)
+
+    async def start(self) -> None:
+        """Start serving the Runtime API. Workers start later, when invocations need them."""
+        if self._stopped:
+            raise RuntimeError("the runtime was stopped; create a new one")
+        if self._runner is not None:
+            return
+        # Room above Lambda's 6 MB limit, so an oversized response is read and reported as
+        # AWS reports it rather than refused by aiohttp.
+        app = web.Application(client_max_size=2 * MAX_PAYLOAD)
+        app.add_routes(
+            [
+                web.get(f"{_API}/invocation/next", self._next),
+                web.post(f"{_API}/invocation/{{request_id}}/response", self._response),
+                web.post(f"{_API}/invocation/{{request_id}}/error", self._error),
+                web.post(f"{_API}/init/error", self._init_error),
+            ]
+        )
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        self._runner = runner
+
+    async def invoke(self, name: str, event: Any, *, timeout: float | None = None) -> InvocationResult:
+        """Invoke a function synchronously (``RequestResponse``) and return the outcome.
+
+        A warm worker serves the invocation if one is idle; otherwise a new worker starts if
+        the function is below its concurrency limit, else the invocation waits for a worker.
+
+        Args:
+            name: The function's logical id.
+            event: The event, JSON-serialisable; ``bytes`` are taken as JSON already encoded.
+            timeout: Seconds the handler may run, instead of the function's ``Timeout``. Like
+                AWS's, the clock starts when a worker takes the invocation: waiting for a
+                worker and the cold start are not counted.
+
+        Returns:
+            The result. Handler exceptions, init errors, timeouts and crashed workers are
+            reported in ``error`` with AWS's ``errorType``, not raised.
+
+        Raises:
+            ResourceNotFoundException: No function by that name.
+            RequestTooLargeException: The event is over Lambda's 6 MB payload limit.
+            TypeError: The event is not JSON-serialisable.
+            RuntimeError: The runtime is not started, or stopped.
+        """
+        pool = self._pools.get(name)
+        if pool is None:
+            raise ResourceNotFoundException(f"Function not found: {name}")
+        if self._runner is None or self._stopped:
+            raise RuntimeError("the runtime is not running")
+        body = event if isinstance(event, bytes) else json.dumps(event, separators=(",", ":")).encode()
+        if len(body) > MAX_PAYLOAD:
+            raise RequestTooLargeException(
+                f"{len(body)} byte payload is too large for the RequestResponse invocation type "
+                f"(limit {MAX_PAYLOAD} bytes)"
+            )
+        future: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
+        inv = _Invocation(body, pool.fn.timeout if timeout is None else timeout, future)
+        self._submit(pool, inv)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # The caller gave up: a queued invocation is dropped; a running one finishes (or
+            # times out) in its worker and its result is discarded.
+            with contextlib.suppress(ValueError):
+                pool.pending.remove(inv)
+            raise
+
+    async def stop(self) -> None:
+        """Stop every worker and close the Runtime API. Safe to call more than once.
+
+        Queued invocations fail at once; running ones fail as their worker exits. Workers get
+        SIGTERM, then SIGKILL after a short grace period.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        for pool in self._pools.values():
+            while pool.pending:
+                inv = pool.pending.popleft()
+                self._complete(
+                    pool,
+                    inv,
+                    error={
+                        "errorMessage": f"RequestId: {inv.request_id} Error: the local runtime stopped "
+                        "before the invocation ran",
+                        "errorType": "ServiceException",
+                    },
+                )
+        workers = [w for pool in self._pools.values() for w in pool.workers]
+        for worker in workers:
+            worker.signal(signal.SIGTERM)
+        await self._wait_reaped(workers, STOP_GRACE)
+        for worker in workers:
+            if not worker.reaped.done():
+                worker.signal(signal.SIGKILL)
+        await self._wait_reaped(workers, 5.0)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def _submit(self, pool: _Pool, inv: _Invocation) -> None:
+        while pool.idle:
+            # The most recently idle worker first: it is the warmest, and the others can age.
+            worker = pool.idle.pop()
+            waiter = worker.waiter
+            if waiter is None or waiter.done():
+                continue
+            self._dispatch(worker, inv)
+            waiter.set_result(inv)
+            return
+        pool.pending.append(inv)
+        self._scale(pool)
+
+    def _scale(self, pool: _Pool) -> None:
+        # A cold start for each queued invocation that no booting or finishing worker will
+        # take, up to the function's concurrency limit; beyond it invocations wait.
+        while not self._stopped and len(pool.pending) > pool.arriving and len(pool.workers) < pool.limit:
+            worker = _Worker(pool)
+            pool.workers.add(worker)
+            self._spawn_task(self._launch(worker))
+
+    def _dispatch(self, worker: _Worker, inv: _Invocation) -> None:
+        worker.set_state(_State.BUSY)
+        worker.current = inv
+        inv.cold_start = worker.served == 0
+        worker.served += 1
+        inv.started = time.monotonic()
+        inv.deadline_ms = int(time.time() * 1000 + inv.timeout * 1000)
+        inv.timer = asyncio.get_running_loop().call_later(inv.timeout, self._on_timeout, worker, inv)
+
+    def _complete(
+        self, pool: _Pool, inv: _Invocation, *, payload: Any = None, error: dict[str, Any] | None = None
+    ) -> None:
+        if inv.timer is not None:
+            inv.timer.cancel()
+        duration = (time.monotonic() - inv.started) * 1000 if inv.started else 0.0
+        if not inv.future.done():
+            inv.future.set_result(
+                InvocationResult(
+                    request_id=inv.request_id,
+                    payload=payload,
+                    error=error,
+                    duration_ms=round(duration, 3),
+                    cold_start=inv.cold_start,
+                )
+            )
+        self._log.info(
+            "%s %s %.2f ms %s %s",
+            pool.name,
+            inv.request_id,
+            duration,
+            "cold" if inv.cold_start else "warm",
+            "ok" if error is None else f"error {error.get('errorType', '')}".rstrip(),
+            extra={
+                "function": pool.name,
+                "request_id": inv.request_id,
+                "duration_ms": duration,
+                "cold_start": inv.cold_start,
+                "ok": error is None,
+            },
+        )
+
+    def _on_timeout(self, worker: _Worker, inv: _Invocation) -> None:
+        if worker.current is not inv:
+            return
+        worker.current = None
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        self._complete(
+            worker.pool,
+            inv,
+            error={
+                "errorMessage": f"{stamp} {inv.request_id} Task timed out after {inv.timeout:.2f} seconds",
+                "errorType": "Sandbox.Timedout",
+            },
+        )
+        # AWS discards the execution environment of a timed-out invocation.
+        self._kill(worker)
+
+    def _on_init_timeout(self, worker: _Worker) -> None:
+        if worker.init_ms is None and worker.state is not _State.DEAD:
+            worker.init_timed_out = True
+            self._kill(worker)
+
+    def _kill(self, worker: _Worker) -> None:
+        self._retire(worker)
+        worker.killed = True
+        worker.signal(signal.SIGKILL)
+
+    def _retire(self, worker: _Worker) -> None:
+        """Take a worker out of service; it still counts against the limit until reaped."""
+        worker.set_state(_State.DEAD)
+        if worker.init_timer is not None:
+            worker.init_timer.cancel()
+        with contextlib.suppress(ValueError):
+            worker.pool.idle.remove(worker)
+        if worker.waiter is not None and not worker.waiter.done():
+            worker.waiter.set_exception(web.HTTPGone(text="this execution environment is shut down"))
+
+    # -- worker lifecycle -------------------------------------------------------------------
+
+    def _spawn_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _launch(self, worker: _Worker) -> None:
+        pool = worker.pool
+        loop = asyncio.get_running_loop()
+        sock: socket.socket | None = None
+        try:
+            assert self._runner is not None
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((self._host, 0))
+            worker.port = sock.getsockname()[1]
+            self._by_port[worker.port] = worker
+            worker.site = web.SockSite(self._runner, sock)
+            await worker.site.start()
+            env = dict(pool.env)
+            env["AWS_LAMBDA_RUNTIME_API"] = f"{self._host}:{worker.port}"
+            env.setdefault("AWS_LAMBDA_LOG_STREAM_NAME", _log_stream_name())
+            await loop.subprocess_exec(
+                lambda: _WorkerProtocol(self, worker),
+                self._python,
+                "-m",
+                "awslambdaric",
+                pool.fn.handler,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=pool.fn.code_dir,
+                env=env,
+                # Its own process group: Ctrl-C in our terminal does not reach it, and
+                # killing the group also ends processes the handler started.
+                start_new_session=True,
+            )
+        except Exception as exc:  # a missing interpreter, a bad code dir, no free port...
+            self._log.error("%s: could not start a worker: %s", pool.name, exc)
+            self._retire(worker)
+            await self._release(worker)
+            if sock is not None:
+                sock.close()
+            self._fail_init(worker, "Runtime.Unknown", f"could not start the runtime: {exc}")
+            self._scale(pool)
+            return
+        self._log.debug("%s: worker %s started (pid %s)", pool.name, worker.id, worker.pid)
+        if self._stopped or worker.state is _State.DEAD:
+            worker.signal(signal.SIGKILL)
+        else:
+            worker.init_timer = loop.call_later(INIT_TIMEOUT, self._on_init_timeout, worker)
+
+    async def _reap(self, worker: _Worker) -> None:
+        """Account for a worker whose process exited."""
+        pool = worker.pool
+        assert worker.transport is not None
+        code = worker.transport.get_returncode()
+        self._retire(worker)
+        worker.signal(signal.SIGKILL)  # whatever the handler started dies with the environment
+        # Let its last lines (often the traceback that explains the error) reach the log first.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.output_closed.wait(), 1.0)
+        worker.transport.close()
+        status = _exit_status(code)
+        inv, worker.current = worker.current, None
+        if inv is not None:
+            self._complete(
+                pool,
+                inv,
+                error={
+                    "errorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with error: {status}",
+                    "errorType": "Runtime.ExitError",
+                },
+            )
+        elif worker.init_ms is None and not self._stopped:
+            self._fail_init(worker, "Runtime.ExitError", f"Runtime exited with error: {status}")
+        elif not (self._stopped or worker.killed):
+            self._log.warning("%s: idle worker %s exited (%s)", pool.name, worker.pid, status)
+        await self._release(worker)
+        self._scale(pool)
+
+    async def _release(self, worker: _Worker) -> None:
+        worker.pool.workers.discard(worker)
+        self._by_port.pop(worker.port, None)
+        if worker.site is not None:
+            with contextlib.suppress(RuntimeError):  # already stopped by runner cleanup
+                await worker.site.stop()
+        if not worker.reaped.done():
+            worker.reaped.set_result(None)
+
+    def _fail_init(self, worker: _Worker, error_type: str, message: str) -> None:
+        # The worker was started for a queued invocation and never got to take one: that
+        # invocation fails with the init error, as the invocation that met a failed cold
+        # start does on AWS.
+        pool = worker.pool
+        if not pool.pending:
+            self._log.warning("%s: worker %s failed to start: %s", pool.name, worker.pid, message)
+            return
+        inv = pool.pending.popleft()
+        inv.cold_start = True
+        inv.started = worker.spawned  # its duration is the failed init
+        if worker.init_error is not None:
+            error = worker.init_error
+        elif worker.init_timed_out:
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            error = {
+                "errorMessage": f"{stamp} {inv.request_id} Task timed out after {INIT_TIMEOUT:.2f} seconds",
+                "errorType": "Sandbox.Timedout",
+            }
+        else:
+            error = {"errorMessage": f"RequestId: {inv.request_id} Error: {message}", "errorType": error_type}
+        self._complete(pool, inv, error=error)
+
+    async def _wait_reaped(self, workers: list[_Worker], timeout: float) -> None:
+        waiting = [w.reaped for w in workers if not w.reaped.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+
+    def _environment(self, fn: Function, environment: dict[str, str], region: str) -> dict[str, str]:
+        code_dir = str(Path(fn.code_dir).resolve())
+        env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+        env.update(
+            {
+                # What Lambda sets for every Python function.
+                "LAMBDA_TASK_ROOT": code_dir,
+                "_HANDLER": fn.handler,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
+                "AWS_LAMBDA_FUNCTION_NAME": fn.logical_id,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.logical_id}",
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                "TZ": ":UTC",
+                "PYTHONPATH": os.pathsep.join([code_dir, *self._library_path()]),
+            }
+        )
+        env.update(environment)
+        return env
+
+    def _library_path(self) -> list[str]:
+        # The function's code first, as /var/task comes first on Lambda; then what our own
+        # interpreter can import (site-packages, the project's editable install), so packages
+        # the template's functions need but do not vendor still import. Not sys.path[0], the
+        # directory we were started from, which is no install location. Only for our own
+        # interpreter: another Python version cannot load these compiled extensions.
+        if os.path.realpath(self._python) != os.path.realpath(sys.executable):
+            return []
+        stdlib = {os.path.realpath(sysconfig.get_path(name)) for name in ("stdlib", "platstdlib")}
+        entries = []
+        for entry in sys.path[1:]:
+            if not entry or not os.path.isdir(entry):
+                continue
+            real = os.path.realpath(entry)
+            in_stdlib = any(os.path.commonpath([real, lib]) == lib for lib in stdlib)
+            if not in_stdlib or os.path.basename(real) in ("site-packages", "dist-packages"):
+                entries.append(entry)
+        return entries
+
+    # -- Runtime API ------------------------------------------------------------------------
+
+    def _worker_of(self, request: web.Request) -> _Worker:
+        transport = request.transport
+        worker = self._by_port.get(transport.get_extra_info("sockname")[1]) if transport else None
+        if worker is None or worker.state is _State.DEAD:
+            raise web.HTTPGone(text="this execution environment is shut down")
+        return worker
+
+    async def _next(self, request: web.Request) -> web.Response:
+        """``GET /runtime/invocation/next``: hand the worker the next invocation, waiting for one."""
+        worker = self._worker_of(request)
+        pool = worker.pool
+        if worker.init_ms is None:
+            worker.init_ms = (time.monotonic() - worker.spawned) * 1000
+            if worker.init_timer is not None:
+                worker.init_timer.cancel()
+            self._log.debug("%s: worker %s ready in %.1f ms", pool.name, worker.pid, worker.init_ms)
+        if worker.current is not None:
+            # The runtime asked for more work without answering; Lambda fails that invocation.
+            inv, worker.current = worker.current, None
+            self._complete(
+                pool,
+                inv,
+                error={
+                    "errorMessage": f"RequestId: {inv.request_id} Error: the runtime did not answer",
+                    "errorType": "Runtime.NoResponse",
+                },
+            )
+        if pool.pending:
+            inv = pool.pending.popleft()
+            self._dispatch(worker, inv)
+        else:
+            worker.set_state(_State.IDLE)
+            worker.waiter = asyncio.get_running_loop().create_future()
+            pool.idle.append(worker)
+            try:
+                inv = await worker.waiter
+            finally:
+                worker.waiter = None
+        return web.Response(
+            body=inv.body,
+            headers={
+                # Exactly this, with no charset: otherwise awslambdaric hands the handler bytes.
+                "Content-Type": "application/json",
+                "Lambda-Runtime-Aws-Request-Id": inv.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(inv.deadline_ms),
+                "Lambda-Runtime-Invoked-Function-Arn": pool.arn,
+                "Lambda-Runtime-Trace-Id": _trace_id(),
+            },
+        )
+
+    def _claim(self, request: web.Request) -> tuple[_Worker, _Invocation]:
+        worker = self._worker_of(request)
+        inv = worker.current
+        if inv is None or inv.request_id != request.match_info["request_id"]:
+            raise web.HTTPBadRequest(
+                text=json.dumps({"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}),
+                content_type="application/json",
+            )
+        return worker, inv
+
+    def _answered(self, worker: _Worker, inv: _Invocation) -> bool:
+        # Reading the body yields to the loop: the invocation may have timed out meanwhile.
+        if worker.current is not inv:
+            return False
+        worker.current = None
+        worker.set_state(_State.FINISHING)
+        return True
+
+    async def _response(self, request: web.Request) -> web.Response:
+        """``POST /runtime/invocation/{id}/response``: the handler's return value."""
+        worker, inv = self._claim(request)
+        body = await request.read()
+        if self._answered(worker, inv):
+            if len(body) > MAX_PAYLOAD:
+                self._complete(
+                    worker.pool,
+                    inv,
+                    error={
+                        "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                        f"({MAX_PAYLOAD} bytes).",
+                        "errorType": "Function.ResponseSizeTooLarge",
+                    },
+                )
+            else:
+                self._complete(worker.pool, inv, payload=_decode(body))
+        return _accepted()
+
+    async def _error(self, request: web.Request) -> web.Response:
+        """``POST /runtime/invocation/{id}/error``: the handler raised; pass the report through."""
+        worker, inv = self._claim(request)
+        body = await request.read()
+        if self._answered(worker, inv):
+            self._complete(worker.pool, inv, error=_error_body(request, body))
+        return _accepted()
+
+    async def _init_error(self, request: web.Request) -> web.Response:
+        """``POST /runtime/init/error``: the handler could not be loaded; the worker exits next."""
+        worker = self._worker_of(request)
+        worker.init_error = _error_body(request, await request.read())
+        return _accepted()
+
+
+def _accepted() -> web.Response:
+    return web.json_response({"status": "OK"}, status=202)
+
+
+def _decode(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body  # the handler returned bytes, which Lambda passes on as they are
+
+
+def _error_body(request: web.Request, body: bytes) -> dict[str, Any]:
+    try:
+        error = json.loads(body)
+    except ValueError:
+        error = None
+    if isinstance(error, dict):
+        return error
+    return {
+        "errorMessage": body.decode("utf-8", "replace"),
+        "errorType": request.headers.get("Lambda-Runtime-Function-Error-Type", "Unhandled"),
+    }
+
+
+def _exit_status(code: int | None) -> str:
+    # Worded as Lambda words it (Go's os.ProcessState): "exit status 3", "signal: killed".
+    if code is None or code >= 0:
+        return f"exit status {code}"
+    try:
+        name = signal.strsignal(-code) or f"signal {-code}"
+    except ValueError:
+        name = f"signal {-code}"
+    return f"signal: {name.split(':')[0].lower()}"
+
+
+def _log_stream_name() -> str:
+    return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+
+
+def _trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
