@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -24,8 +25,9 @@ class ChatSession:
     """One connection of one signed-in user."""
 
     def __init__(self, target: Target, id_token: str, *, open_timeout: float = 10.0) -> None:
-        self.ws: ClientConnection = connect(
-            f"{target.websocket_url}?token={quote(id_token)}", open_timeout=open_timeout
+        self._resources = contextlib.ExitStack()
+        self.ws: ClientConnection = self._resources.enter_context(
+            connect(f"{target.websocket_url}?token={quote(id_token)}", open_timeout=open_timeout)
         )
 
     def __enter__(self) -> ChatSession:
@@ -35,7 +37,7 @@ class ChatSession:
         self.close()
 
     def close(self) -> None:
-        self.ws.close()
+        self._resources.close()
 
     def send(self, action: str, **fields: Any) -> None:
         self.ws.send(json.dumps({"action": action, **fields}))

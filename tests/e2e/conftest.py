@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ PASSWORD = "Passw0rd-e2e"
 class RunningStack:
     target: Target
     state: dict[str, object]
-    process: subprocess.Popen[str] | None
+    process: StackProcess | None
     local: bool
 
     def dynamodb(self):  # type: ignore[no-untyped-def]
@@ -49,36 +50,54 @@ class RunningStack:
         return str(resources[logical_id])
 
 
-def start_stack(state_file: Path, *extra: str, timeout: float = 60.0) -> subprocess.Popen[str]:
-    """Start `wsstack up` on free ports and return once it prints its ready line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--management-port", "0",
-         "--emulator-port", "0", "--state-file", str(state_file), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline and proc.poll() is None:
-            if not sel.select(timeout=deadline - time.monotonic()):
-                break
-            line = proc.stdout.readline()
-            seen.append(line)
+class StackProcess:
+    """A `wsstack up` child whose output is drained by a thread (so it never blocks on a full pipe)."""
+
+    def __init__(self, state_file: Path, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--management-port", "0",
+             "--emulator-port", "0", "--state-file", str(state_file), *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.output: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                self.proc.kill()
+                raise AssertionError("the stack did not become ready:\n" + "".join(self.output))
             if line.startswith(READY_LINE):
-                return proc
-    proc.kill()
-    raise AssertionError("the stack did not become ready:\n" + "".join(seen))
+                return
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user would; the exit status."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
 
 
-def stop_stack(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+def start_stack(state_file: Path, *extra: str) -> StackProcess:
+    """Start `wsstack up` on free ports and return once it says it is ready."""
+    stack = StackProcess(state_file, *extra)
+    stack.wait_ready()
+    return stack
 
 
 @pytest.fixture(scope="session")
@@ -94,10 +113,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     try:
         yield RunningStack(Target.from_state_file(state_file), state, proc, local=True)
     finally:
-        stop_stack(proc)
-        # Drain what the stack logged so a failure shows it.
-        if proc.stdout is not None:
-            sys.stderr.write(proc.stdout.read()[-20000:])
+        proc.stop()
+        # What the stack logged, shown by pytest when a test failed.
+        sys.stderr.write("".join(proc.output)[-20000:])
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, start_stack, stop_stack
+from .conftest import ROOT, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ def test_up_writes_its_state_and_ctrl_c_stops_everything(tmp_path):
     assert state["user_pool_id"] and state["user_pool_client_id"]
     assert set(state["resources"]) >= {"ConnectionsTable", "MessagesTable", "UserPool"}
 
-    assert stop_stack(proc) == 0
+    assert proc.stop() == 0
     assert not state_file.exists()
 
 
