@@ -45,6 +45,7 @@ def main() -> int:
             a.receive_until("status")
             b.send_message(conversation, alice.sub, "Hi Alice, got it.")
             a.receive_until("message")
+            b.receive_until("status")  # bob stays until his reply is delivered
         # bob is offline now: this one waits for his next syncMessages.
         a.send_message(conversation, bob.sub, "Sent while you were away: sync to see me.")
         a.receive_until("ack")
