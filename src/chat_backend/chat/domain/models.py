@@ -139,7 +139,7 @@ def _not_blank(value: str) -> str:
 class _ClientFrame(BaseModel):
     # Unknown fields are ignored on purpose: a forged "senderId" must have no effect, and
     # newer clients may add fields older servers do not know yet.
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class SendMessageRequest(_ClientFrame):
@@ -153,7 +153,7 @@ class SendMessageRequest(_ClientFrame):
         default=None, alias="replyToMessageId", min_length=1, max_length=MAX_ID_LENGTH
     )
 
-    _ids_not_blank = field_validator("message_id", "conversation_id", "recipient_id", "content")(_not_blank)
+    not_blank = field_validator("message_id", "conversation_id", "recipient_id", "content")(_not_blank)
 
 
 class SyncMessagesRequest(_ClientFrame):

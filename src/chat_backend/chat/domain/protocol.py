@@ -59,6 +59,9 @@ def _sentence(error: ValidationError) -> str:
         return f"{field} is required."
     if kind == "string_type":
         return f"{field} must be a string."
+    if kind == "string_unicode":
+        # e.g. a lone surrogate ("\\ud800"): valid JSON, but not storable or sendable as UTF-8.
+        return f"{field} must be valid Unicode text."
     if kind in {"int_type", "int_parsing"}:
         return f"{field} must be an integer."
     if kind == "string_too_short":

@@ -1,0 +1,135 @@
+"""Unit fixtures: the domain with in-memory stores, a recording notifier and a fake clock.
+
+Nothing here touches the network; handlers run against the same fakes through the
+composition root's ``override``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chat.adapters.memory import InMemoryConnectionStore, InMemoryMessageStore, RecordingNotifier
+from chat.config import Container, override
+from chat.domain.models import Caller, Identity
+from chat.domain.services import ConnectionService, MessagingService
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+
+ALICE = Identity(user_id="0b6c2d0e-alice", user_name="Alice")
+BOB = Identity(user_id="5f1e8a3c-bob", user_name="Bob")
+CAROL = Identity(user_id="9a7d4b2f-carol", user_name="Carol")
+
+
+class TickingClock:
+    """Each reading is one second after the previous: timestamps are distinct and ordered."""
+
+    def __init__(self, start: datetime = datetime(2026, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        current = self.now
+        self.now += timedelta(seconds=1)
+        return current
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def build_ws_event(name: str, *, connection_id: str, user: Identity | None, body: Any = None) -> dict[str, Any]:
+    """A sample event re-addressed to one connection and user; ``body`` dicts become JSON."""
+    event = copy.deepcopy(load_event(name))
+    context = event["requestContext"]
+    context["connectionId"] = connection_id
+    if user is None:
+        context.pop("authorizer", None)
+    else:
+        context["authorizer"] = {"principalId": user.user_id, "userId": user.user_id, "userName": user.user_name}
+    if body is not None:
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
+    return event
+
+
+class FakeLambdaContext:
+    function_name = "chat-test"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-test"
+    aws_request_id = "6f1c8a52-0d7e-4b1a-9c3e-2a5b7d9e1f00"
+
+
+@pytest.fixture
+def alice() -> Identity:
+    return ALICE
+
+
+@pytest.fixture
+def bob() -> Identity:
+    return BOB
+
+
+@pytest.fixture
+def carol() -> Identity:
+    return CAROL
+
+
+@pytest.fixture
+def ws_event() -> Callable[..., dict[str, Any]]:
+    """``ws_event("send_message", connection_id=..., user=..., body={...})``."""
+    return build_ws_event
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def clock() -> TickingClock:
+    return TickingClock()
+
+
+@pytest.fixture
+def connections() -> InMemoryConnectionStore:
+    return InMemoryConnectionStore()
+
+
+@pytest.fixture
+def messages() -> InMemoryMessageStore:
+    return InMemoryMessageStore()
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def connect(connections, notifier, clock) -> Callable[[Identity, str], Caller]:
+    """Open a connection for a user: stored like $connect does, and reachable by posts."""
+
+    def open_connection(user: Identity, connection_id: str) -> Caller:
+        ConnectionService(connections, clock).open(connection_id, user)
+        notifier.open(connection_id)
+        return Caller(connection_id=connection_id, user=user)
+
+    return open_connection
+
+
+@pytest.fixture
+def messaging(messages, connections, notifier, clock) -> MessagingService:
+    return MessagingService(messages=messages, connections=connections, notifier=notifier, clock=clock)
+
+
+@pytest.fixture
+def backend(messages, connections, notifier, clock) -> Iterator[Container]:
+    """Handlers see the fakes (and table names that are never used)."""
+    environ = {"CONNECTIONS_TABLE": "Connections_unit", "MESSAGES_TABLE": "Messages_unit"}
+    with override(environ=environ, connections=connections, messages=messages, notifier=notifier, clock=clock) as c:
+        yield c

@@ -1,0 +1,95 @@
+"""The sample events in events/ have the shapes API Gateway sends (checked with Powertools)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import APIGatewayAuthorizerRequestEvent
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayWebSocketConnectEventModel,
+    APIGatewayWebSocketDisconnectEventModel,
+    APIGatewayWebSocketMessageEventModel,
+)
+from aws_lambda_powertools.utilities.parser.models.apigw_websocket import (
+    APIGatewayWebSocketConnectEventRequestContext,
+)
+
+from chat.domain.models import KNOWN_ACTIONS, SendMessageRequest, SyncMessagesRequest
+from chat.domain.protocol import parse_frame
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+MESSAGE_EVENTS = {"send_message": "sendMessage", "sync_messages": "syncMessages", "default": "$default"}
+
+
+def _load(name: str) -> dict:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def test_there_is_one_sample_event_per_function():
+    assert {p.stem for p in EVENTS.glob("*.json")} == {
+        "authorizer", "connect", "disconnect", "send_message", "sync_messages", "default",
+    }
+
+
+def test_authorizer_event_is_a_websocket_request_authorizer_event_with_a_token():
+    raw = _load("authorizer")
+    event = APIGatewayAuthorizerRequestEvent(raw)
+
+    assert event.get_type == "REQUEST"
+    assert event.method_arn.endswith("/dev/$connect")
+    assert event.query_string_parameters["token"].count(".") == 2
+    assert raw["multiValueQueryStringParameters"]["token"] == [event.query_string_parameters["token"]]
+    assert raw["stageVariables"] == {}
+    context = APIGatewayWebSocketConnectEventRequestContext.model_validate(raw["requestContext"])
+    assert context.identity.user_agent
+    assert "authorizer" not in raw["requestContext"]  # the authorizer runs before there is one
+
+
+def test_connect_event_matches_the_powertools_model_and_carries_the_authorizer_context():
+    raw = _load("connect")
+    event = APIGatewayWebSocketConnectEventModel.model_validate(raw)
+
+    assert event.request_context.route_key == "$connect"
+    assert "messageId" not in raw["requestContext"]
+    assert "body" not in raw
+    authorizer = raw["requestContext"]["authorizer"]
+    assert authorizer["userId"] == authorizer["principalId"]
+    assert isinstance(authorizer["userName"], str)
+
+
+def test_disconnect_event_matches_the_powertools_model():
+    event = APIGatewayWebSocketDisconnectEventModel.model_validate(_load("disconnect"))
+
+    assert event.request_context.disconnect_status_code == 1005
+    assert event.request_context.disconnect_reason
+
+
+@pytest.mark.parametrize(("name", "route_key"), MESSAGE_EVENTS.items())
+def test_message_events_match_the_powertools_model(name, route_key):
+    raw = _load(name)
+    event = APIGatewayWebSocketMessageEventModel.model_validate(raw)
+
+    assert event.request_context.route_key == route_key
+    assert event.request_context.message_id
+    assert "headers" not in raw
+    assert set(raw["requestContext"]["authorizer"]) == {"principalId", "userId", "userName"}
+    assert all(isinstance(v, str) for v in raw["requestContext"]["authorizer"].values())
+
+
+def test_message_event_bodies_are_valid_frames_for_their_routes():
+    send = parse_frame(SendMessageRequest, _load("send_message")["body"])
+    sync = parse_frame(SyncMessagesRequest, _load("sync_messages")["body"])
+    default_action = json.loads(_load("default")["body"])["action"]
+
+    assert send.recipient_id != _load("send_message")["requestContext"]["authorizer"]["userId"]
+    assert sync.limit == 50
+    assert default_action not in KNOWN_ACTIONS
+
+
+def test_all_events_address_the_same_connection_of_the_same_api():
+    contexts = [_load(name)["requestContext"] for name in ["authorizer", "connect", "disconnect", *MESSAGE_EVENTS]]
+
+    addressed = {(c["apiId"], c["connectionId"], c["stage"]) for c in contexts}
+    assert addressed == {("a1b2c3d4e5", "L0SM9cOFvHcCIhw=", "dev")}

@@ -1,0 +1,184 @@
+"""syncMessages in the domain: oldest first, paged by cursor, each message delivered once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chat.domain.errors import ValidationFailed
+from chat.domain.models import (
+    MAX_CONTENT_LENGTH,
+    MAX_POST_BYTES,
+    MessageStatus,
+    PendingPosition,
+    SendMessageRequest,
+    SyncMessagesRequest,
+)
+from chat.domain.protocol import encode_cursor, encode_frame
+
+
+@pytest.fixture
+def send_to(messaging, connect):
+    """Send ``count`` messages to a recipient who is offline, one second apart."""
+
+    def send(sender, recipient, count, content="msg", prefix="m"):
+        caller = connect(sender, f"{sender.user_name}-sending")
+        for n in range(count):
+            frame = {
+                "messageId": f"{prefix}-{n:02d}",
+                "conversationId": "conv",
+                "recipientId": recipient.user_id,
+                "content": f"{content} {n}" if content == "msg" else content,
+            }
+            messaging.send(caller, SendMessageRequest.model_validate(frame))
+
+    return send
+
+
+def _sync(messaging, caller, **frame):
+    return messaging.sync(caller, SyncMessagesRequest.model_validate(frame))
+
+
+def test_sync_sends_missed_messages_oldest_first_as_delivered(messaging, notifier, connect, send_to, alice, bob):
+    send_to(alice, bob, 3)
+    reader = connect(bob, "B1")
+
+    _sync(messaging, reader)
+
+    [frame] = notifier.frames_for("B1", "sync")
+    assert [m["messageId"] for m in frame["messages"]] == ["m-00", "m-01", "m-02"]
+    assert [m["content"] for m in frame["messages"]] == ["msg 0", "msg 1", "msg 2"]
+    assert {m["status"] for m in frame["messages"]} == {"delivered"}
+    assert frame["messages"][0]["senderId"] == alice.user_id
+    assert (frame["cursor"], frame["hasMore"]) == (None, False)
+
+
+def test_sync_marks_messages_delivered_and_tells_the_online_sender(
+    messaging, messages, notifier, connect, send_to, alice, bob
+):
+    send_to(alice, bob, 2)
+    reader = connect(bob, "B1")
+
+    _sync(messaging, reader)
+
+    assert {m.status for m in messages.items.values()} == {MessageStatus.DELIVERED}
+    statuses = notifier.frames_for("Alice-sending", "status")
+    assert [(s["messageId"], s["status"]) for s in statuses] == [("m-00", "delivered"), ("m-01", "delivered")]
+    assert all(s["conversationId"] == "conv" for s in statuses)
+
+
+def test_each_sender_hears_only_about_their_own_messages(
+    messaging, notifier, connect, send_to, alice, bob, carol
+):
+    send_to(alice, bob, 1, prefix="from-alice")
+    send_to(carol, bob, 1, prefix="from-carol")
+
+    _sync(messaging, connect(bob, "B1"))
+
+    assert [s["messageId"] for s in notifier.frames_for("Alice-sending", "status")] == ["from-alice-00"]
+    assert [s["messageId"] for s in notifier.frames_for("Carol-sending", "status")] == ["from-carol-00"]
+
+
+def test_a_second_sync_has_nothing_new(messaging, notifier, connect, send_to, alice, bob):
+    send_to(alice, bob, 2)
+    reader = connect(bob, "B1")
+    _sync(messaging, reader)
+
+    _sync(messaging, reader)
+
+    second = notifier.frames_for("B1", "sync")[-1]
+    assert second == {"type": "sync", "messages": [], "cursor": None, "hasMore": False}
+
+
+def test_pages_follow_the_cursor_until_has_more_is_false(messaging, notifier, connect, send_to, alice, bob):
+    send_to(alice, bob, 5)
+    reader = connect(bob, "B1")
+    seen: list[str] = []
+    cursor = None
+
+    for _ in range(10):  # bounded: 5 messages at 2 per page need 3 pages
+        _sync(messaging, reader, limit=2, **({"since": cursor} if cursor else {}))
+        page = notifier.frames_for("B1", "sync")[-1]
+        seen += [m["messageId"] for m in page["messages"]]
+        cursor = page["cursor"]
+        if not page["hasMore"]:
+            break
+
+    assert seen == ["m-00", "m-01", "m-02", "m-03", "m-04"]
+    assert [len(p["messages"]) for p in notifier.frames_for("B1", "sync")] == [2, 2, 1]
+    assert cursor is None
+
+
+def test_an_exactly_full_last_page_says_there_is_no_more(messaging, notifier, connect, send_to, alice, bob):
+    send_to(alice, bob, 2)
+
+    _sync(messaging, connect(bob, "B1"), limit=2)
+
+    assert notifier.frames_for("B1", "sync")[0]["hasMore"] is False
+
+
+def test_messages_are_not_marked_delivered_when_the_reader_left_before_the_page_arrived(
+    messaging, messages, connections, notifier, connect, send_to, alice, bob
+):
+    send_to(alice, bob, 2)
+    reader = connect(bob, "B1")
+    notifier.close("B1")
+
+    _sync(messaging, reader)
+
+    assert {m.status for m in messages.items.values()} == {MessageStatus.SENT}
+    assert notifier.frames_for("Alice-sending", "status") == []
+    assert "B1" not in connections.rows
+
+
+def test_a_page_of_long_messages_is_cut_to_fit_one_post_and_the_rest_follows(
+    messaging, notifier, connect, send_to, alice, bob
+):
+    # 3 bytes per character in UTF-8: 30 full-length messages are ~360 KB, far over one post.
+    send_to(alice, bob, 30, content="語" * MAX_CONTENT_LENGTH)
+    reader = connect(bob, "B1")
+    received: list[str] = []
+    cursor = None
+
+    for _ in range(30):  # bounded: at least one message per page
+        _sync(messaging, reader, limit=100, **({"since": cursor} if cursor else {}))
+        page = notifier.frames_for("B1", "sync")[-1]
+        assert len(encode_frame(page)) <= MAX_POST_BYTES
+        received += [m["messageId"] for m in page["messages"]]
+        cursor = page["cursor"]
+        if not page["hasMore"]:
+            break
+
+    assert received == [f"m-{n:02d}" for n in range(30)]
+    assert len(notifier.frames_for("B1", "sync")) > 1
+
+
+def test_garbage_cursor_is_a_validation_error_and_delivers_nothing(
+    messaging, messages, connect, send_to, alice, bob
+):
+    send_to(alice, bob, 1)
+
+    with pytest.raises(ValidationFailed) as refused:
+        _sync(messaging, connect(bob, "B1"), since="not a cursor!")
+
+    assert "since" in refused.value.message
+    assert messages.items["m-00"].status is MessageStatus.SENT
+
+
+def test_a_cursor_issued_to_another_user_is_refused(messaging, connect, alice, bob):
+    position = PendingPosition(message_id="m-1", timestamp="2026-01-01T00:00:00.000Z")
+    alices_cursor = encode_cursor(alice.user_id, position)
+
+    with pytest.raises(ValidationFailed):
+        _sync(messaging, connect(bob, "B1"), since=alices_cursor)
+
+
+def test_the_cursor_is_opaque_url_safe_text(messaging, notifier, connect, send_to, alice, bob):
+    send_to(alice, bob, 3)
+
+    _sync(messaging, connect(bob, "B1"), limit=1)
+
+    cursor = notifier.frames_for("B1", "sync")[0]["cursor"]
+    assert cursor and set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert json.dumps(cursor)  # a plain JSON string for the client to hand back
