@@ -33,3 +33,25 @@ def test_a_missing_template_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert "nope.yaml" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_invoke_runs_one_function_on_a_sample_event_without_docker():
+    result = subprocess.run(
+        [sys.executable, "-m", "wsstack.cli", "invoke", "AuthorizerFunction", "-e", "events/authorizer.json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    policy = json.loads(result.stdout)
+    # The sample token is not signed by this pool: the authorizer denies it.
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert "AuthorizerFunction" in result.stderr  # the invocation's log line
+
+
+def test_invoke_names_the_known_functions_when_given_an_unknown_one():
+    result = subprocess.run(
+        [sys.executable, "-m", "wsstack.cli", "invoke", "NopeFunction"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "SendMessageFunction" in result.stderr
+    assert "Traceback" not in result.stderr

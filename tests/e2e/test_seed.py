@@ -1,0 +1,35 @@
+"""The seed script leaves the demo users and a conversation with one message waiting for bob."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from chatclient import ChatSession, sign_in
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_seed_creates_alice_and_bob_and_a_message_waiting_for_bob(stack, tmp_path):
+    if not stack.local:
+        pytest.skip("seeds the local stack only here")
+    state_file = tmp_path / "stack.json"
+    state_file.write_text(json.dumps(stack.state))
+    result = subprocess.run(
+        [sys.executable, "scripts/seed.py", "--state-file", str(state_file), "--password", "Passw0rd-seed"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "alice" in result.stdout and "bob" in result.stdout
+
+    bob = sign_in(stack.target, "bob", "Passw0rd-seed")
+    with ChatSession(stack.target, bob.id_token) as b:
+        b.send("syncMessages")
+        sync = b.receive_until("sync")
+    contents = [m["content"] for m in sync["messages"]]
+    assert contents == ["Sent while you were away: sync to see me."]
