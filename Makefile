@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test lint validate build deploy clean
+.PHONY: up test bench lint validate build deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+# Prints speed and memory figures; nothing here asserts a time.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
