@@ -1,0 +1,566 @@
+"""Speed and memory of the local stack, printed next to the targets they are held to.
+
+Scenarios (``--only`` picks some):
+
+* ``startup``: ``wsstack up`` on the chat app's template, from launch to its ready line;
+  bare, then with the demo seed script as ``make up`` runs it.
+* ``rtt``: sequential round trips on one connection through the echo app (gateway ->
+  Lambda worker -> ``@connections`` -> socket), against the floor: the same client on a bare
+  ``websockets`` echo server measured in the same run.
+* ``throughput``: many connections sending at once; messages/s, latency, and the memory of
+  the whole stack (gateway + workers + emulator) at its peak.
+* ``idle``: many idle connections held at once; the gateway process's memory.
+
+Every server runs in a process of its own on 127.0.0.1, as ``make up`` runs it, and every
+process started here is stopped by pid before the scenario ends. Nothing is asserted: the
+figures are printed with the target beside each, and the exit status is 0 whatever they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+import psutil
+import websockets
+from stackproc import ROOT, MemorySnapshot, PeakSampler, StackProcess, cpu_seconds, memory_snapshot
+from websockets.asyncio.client import ClientConnection, connect
+
+__all__ = ["main"]
+
+HERE = Path(__file__).resolve().parent
+ECHO_TEMPLATE = HERE / "echo" / "template.yaml"
+ECHO_ENV = HERE / "echo" / "env.json"
+CHAT_TEMPLATE = ROOT / "template.yaml"
+SCENARIOS = ("startup", "rtt", "throughput", "idle")
+#: No single reply may take longer than this; a stuck stack fails the scenario, never hangs it.
+REPLY_TIMEOUT = 10.0
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+@dataclass
+class Row:
+    """One printed figure and the target it is held to (empty when it is context only)."""
+
+    scenario: str
+    figure: str
+    value: str
+    target: str = ""
+    #: True met, False missed, None when there is no target.
+    met: bool | None = None
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(
+        self, scenario: str, figure: str, value: str, target: str = "", met: bool | None = None
+    ) -> None:
+        row = Row(scenario, figure, value, target, met)
+        self.rows.append(row)
+        # Progress as it happens, so a long run shows where it is.
+        _progress(f"{scenario:<10} {figure}: {value}" + (f"  (target {target})" if target else ""))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        _progress(f"note: {text}")
+
+    def render(self) -> str:
+        headers = ("scenario", "figure", "measured", "target", "")
+        cells = [(r.scenario, r.figure, r.value, r.target, _verdict(r.met)) for r in self.rows]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+        lines.append("  ".join("-" * w for w in widths))
+        previous = None
+        for cell in cells:
+            shown = cell if cell[0] != previous else ("", *cell[1:])
+            previous = cell[0]
+            lines.append("  ".join(c.ljust(w) for c, w in zip(shown, widths, strict=True)).rstrip())
+        lines += [f"  * {text}" for text in self.notes]
+        return "\n".join(lines)
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: ""}[met]
+
+
+def _progress(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between closest ranks."""
+    ordered = sorted(samples)
+    if not ordered:
+        return math.nan
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+# ------------------------------------------------------------------------ the client
+
+
+def _payload(seq: int, size: int) -> str:
+    # "action" names no route, so the gateway picks $default, as it would for any client
+    # frame of an app without an explicit echo route.
+    head = json.dumps({"action": "echo", "seq": seq, "pad": ""})
+    return head[:-2] + "x" * max(0, size - len(head)) + '"}'
+
+
+async def _round_trip(ws: ClientConnection, text: str) -> float:
+    started = time.perf_counter()
+    await ws.send(text)
+    async with asyncio.timeout(REPLY_TIMEOUT):
+        reply = await ws.recv()
+    elapsed = time.perf_counter() - started
+    if reply != text:
+        raise RuntimeError(f"the echo differs from what was sent: {str(reply)[:80]!r}")
+    return elapsed
+
+
+def _connect(url: str) -> connect:
+    # Same settings as the gateway's side: no compression, no keepalive pings.
+    return connect(url, compression=None, ping_interval=None, open_timeout=30, close_timeout=5)
+
+
+@dataclass
+class Run:
+    """What one measured run gives: latencies, wall time and CPU used per message by group."""
+
+    latencies: list[float]
+    wall: float
+    cpu_per_message: dict[str, float] = field(default_factory=dict)
+    #: The very first round trip of the connection (a cold start, on the stack).
+    first: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.wall
+
+
+#: Reads cumulative CPU seconds by process group (see ``stackproc.cpu_seconds``).
+Meter = Callable[[], dict[str, float]]
+
+
+def _per_message(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    return {group: (after[group] - before[group]) / count for group in after if after[group] > before[group]}
+
+
+async def _sequential(url: str, count: int, warmup: int, size: int, meter: Meter) -> Run:
+    """``count`` round trips one after another on one connection, after ``warmup`` unmeasured."""
+    async with _connect(url) as ws:
+        first = await _round_trip(ws, _payload(-1, size))
+        for seq in range(warmup):
+            await _round_trip(ws, _payload(seq, size))
+        before, started = meter(), time.perf_counter()
+        samples = [await _round_trip(ws, _payload(seq, size)) for seq in range(count)]
+        wall, after = time.perf_counter() - started, meter()
+    return Run(samples, wall, _per_message(before, after, count), first)
+
+
+async def _one_client(ws: ClientConnection, base: int, messages: int, size: int, out: list[float]) -> None:
+    for seq in range(messages):
+        out.append(await _round_trip(ws, _payload(base + seq, size)))
+
+
+async def _concurrent(url: str, connections: int, messages: int, size: int, meter: Meter, rounds: int = 1) -> Run:
+    """Every connection sends ``messages`` round trips, one at a time, all connections at once.
+
+    With ``rounds`` > 1 only the last round is measured; earlier ones warm the stack up
+    (workers start when concurrency first grows, as on AWS).
+    """
+    sockets = [await _connect(url) for _ in range(connections)]
+    try:
+        for round_no in range(rounds):
+            latencies: list[float] = []
+            before, started = meter(), time.perf_counter()
+            await asyncio.gather(*(_one_client(ws, i * messages, messages, size, latencies)
+                                   for i, ws in enumerate(sockets)))
+            wall, after = time.perf_counter() - started, meter()
+            if round_no < rounds - 1:
+                _progress(f"  warm-up round: {len(latencies)} messages in {wall:.2f} s")
+        return Run(latencies, wall, _per_message(before, after, len(latencies)))
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+# ------------------------------------------------------------------- helper processes
+
+
+@contextlib.contextmanager
+def _floor_server() -> Iterator[tuple[str, Meter]]:
+    """The bare websockets echo server, in its own process; yields its URL and CPU meter."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "floor_server.py")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=HERE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = _readline(proc.stdout, 15.0)
+        if not line:
+            raise RuntimeError("the floor echo server did not start")
+        server = psutil.Process(proc.pid)
+
+        def meter() -> dict[str, float]:
+            times = server.cpu_times()
+            return {"server": times.user + times.system}
+
+        yield f"ws://127.0.0.1:{json.loads(line)['port']}/", meter
+    finally:
+        _end(proc)
+
+
+def _readline(stream: IO[str], timeout: float) -> str:
+    """A line from a child's pipe, or "" after ``timeout`` seconds (the child may be stuck)."""
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return result[0] if result else ""
+
+
+def _end(proc: subprocess.Popen[str], grace: float = 5.0) -> None:
+    """Close the child's stdin (its signal to leave), then kill it by pid if it stays."""
+    with contextlib.suppress(OSError):
+        if proc.stdin:
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def _stack(args: argparse.Namespace, name: str, template: Path, env_vars: Path | None,
+           extra: list[str] | None = None) -> Iterator[StackProcess]:
+    with tempfile.TemporaryDirectory(prefix=f"wsstack-bench-{name}-") as tmp:
+        command = None
+        if args.profile_dir:
+            # cProfile around the whole CLI; the stats are written when Ctrl-C ends it.
+            profile = Path(args.profile_dir).resolve() / f"{name}.prof"
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "wsstack.cli"]
+        stack = StackProcess(
+            template, Path(tmp), env_vars=env_vars, command=command,
+            extra=["--log-level", args.stack_log_level, *(extra or [])],
+        )
+        try:
+            yield stack.start()
+        finally:
+            stack.stop()
+            if args.keep_logs:
+                kept = Path(args.keep_logs).resolve() / f"{name}.log"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    kept.write_bytes(stack.log_file.read_bytes())
+
+
+# ------------------------------------------------------------------------- scenarios
+
+
+def run_startup(args: argparse.Namespace, report: Report) -> None:
+    """``wsstack up`` on the chat template until ``wsstack: ready``, bare and seeded."""
+    seed = f"{shlex.quote(sys.executable)} scripts/seed.py"
+    variants = [("bare", "bare", [])]
+    if not args.no_seed:
+        variants.append(("with --seed", "seeded", ["--seed", seed]))
+    for label, slug, extra in variants:
+        try:
+            times, own = _launches(args, slug, extra)
+        except RuntimeError as exc:
+            report.note(f"startup {label} could not be measured: {exc}")
+            continue
+        median = statistics.median(times)
+        report.add("startup", f"wsstack up -> ready, {label} (median of {len(times)})",
+                   f"{median:.2f} s", "<= 1.5 s", median <= 1.5)
+        report.add("startup", f"  {label}: fastest / slowest", f"{min(times):.2f} / {max(times):.2f} s")
+        if own:
+            report.add("startup", f"  {label}: stack start alone (its 'Ready in')", f"{statistics.median(own):.2f} s")
+    report.note("startup: make up's target counts 'tables and users in place', which the seeded figure "
+                "includes; the bare figure is wsstack up alone.")
+
+
+def _launches(args: argparse.Namespace, slug: str, extra: list[str]) -> tuple[list[float], list[float]]:
+    """Seconds from launch to ready for each measured launch, and the stack's own 'Ready in'."""
+    times: list[float] = []
+    own: list[float] = []
+    # One unmeasured launch first: it fills the page cache and writes .pyc files, so the
+    # measured runs see the "warm machine" the target is stated for.
+    for run in range(args.startup_runs + 1):
+        with _stack(args, f"startup-{slug}-{run}", CHAT_TEMPLATE, None, extra) as stack:
+            _check_accepting(stack.websocket_url)
+            if extra and not any("Demo conversation" in line for line in stack.output):
+                # The stack says ready even when its seed command failed; the figure would
+                # then time a failure, so none is reported.
+                raise RuntimeError("the seed script failed; its output:\n" + _seed_failure(stack))
+            if run:
+                times.append(stack.ready_s)
+                if stack.reported_ready_ms is not None:
+                    own.append(stack.reported_ready_ms / 1000)
+    return times, own
+
+
+def _seed_failure(stack: StackProcess) -> str:
+    log = stack.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    telling = [line for line in log
+               if ("Error" in line or "exited with status" in line) and "LAMBDA_WARNING" not in line]
+    return "\n".join(f"    {line[:200]}" for line in (telling or log)[-5:])
+
+
+def _check_accepting(websocket_url: str) -> None:
+    parts = urlsplit(websocket_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5):
+        pass
+
+
+def _cpu_text(run: Run) -> str:
+    # The kernel counts CPU time in clock ticks (10 ms on most Linux systems): spread over the
+    # run's messages, that is the figure's resolution.
+    resolution = 1e6 / os.sysconf("SC_CLK_TCK") / len(run.latencies)
+    used = ", ".join(f"{group} {seconds * 1e6:,.0f} us" for group, seconds in run.cpu_per_message.items())
+    return f"{used} (+/- {resolution:,.0f} us)"
+
+
+def run_rtt(args: argparse.Namespace, report: Report) -> None:
+    """Sequential round trips: the floor, then the stack, same client, same payload."""
+    n, size = args.round_trips, args.message_bytes
+    with _floor_server() as (url, meter):
+        floor = asyncio.run(_sequential(url, n, args.warmup, size, meter))
+    with _stack(args, "rtt", ECHO_TEMPLATE, ECHO_ENV) as stack:
+        ours = asyncio.run(_sequential(stack.websocket_url, n, args.warmup, size, lambda: cpu_seconds(stack.pid)))
+    f50, f99 = _percentile(floor.latencies, 50), _percentile(floor.latencies, 99)
+    s50, s99 = _percentile(ours.latencies, 50), _percentile(ours.latencies, 99)
+    report.add("rtt", f"floor (bare websockets echo) p50, {n} sequential", _ms(f50))
+    report.add("rtt", "floor p99", _ms(f99))
+    report.add("rtt", f"stack (gateway -> Lambda -> @connections) p50, {n} sequential", _ms(s50),
+               "<= 1.0 ms", s50 <= 0.001)
+    report.add("rtt", "stack p99", _ms(s99), "<= 3 ms", s99 <= 0.003)
+    report.add("rtt", "stack mean / max", f"{_ms(statistics.fmean(ours.latencies))} / {_ms(max(ours.latencies))}")
+    report.add("rtt", "overhead over the floor, p50", f"+{_ms(s50 - f50)} ({s50 / f50:.1f}x)")
+    report.add("rtt", "overhead over the floor, p99", f"+{_ms(s99 - f99)} ({s99 / f99:.1f}x)")
+    report.add("rtt", "CPU per round trip, floor", _cpu_text(floor))
+    report.add("rtt", "CPU per round trip, stack", _cpu_text(ours))
+    report.add("rtt", "first message (cold start of the worker)", _ms(ours.first))
+
+
+def run_throughput(args: argparse.Namespace, report: Report) -> None:
+    """Concurrent connections, each sending its messages one round trip at a time."""
+    c, m, size = args.connections, args.messages, args.message_bytes
+    with _floor_server() as (url, meter):
+        floor = asyncio.run(_concurrent(url, c, m, size, meter))
+    with _stack(args, "throughput", ECHO_TEMPLATE, ECHO_ENV) as stack:
+        with PeakSampler(stack.pid) as sampler:
+            ours = asyncio.run(_concurrent(stack.websocket_url, c, m, size, lambda: cpu_seconds(stack.pid), rounds=2))
+        after = memory_snapshot(stack.pid, pss=True)
+    peak = sampler.peak if sampler.peak.total_mb >= after.total_mb else after
+    p99 = _percentile(ours.latencies, 99)
+    report.add("throughput", f"floor: {c} x {m} messages/s", f"{floor.rate:,.0f}/s")
+    report.add("throughput", "floor p99", _ms(_percentile(floor.latencies, 99)))
+    report.add("throughput", f"stack: {c} connections x {m} messages, messages/s", f"{ours.rate:,.0f}/s",
+               ">= 1,000/s", ours.rate >= 1000)
+    report.add("throughput", "stack p50", _ms(_percentile(ours.latencies, 50)))
+    report.add("throughput", "stack p99", _ms(p99), "<= 25 ms", p99 <= 0.025)
+    report.add("throughput", "CPU per message, stack", _cpu_text(ours))
+    report.add("throughput", "whole stack RSS at peak (gateway + workers + emulator)",
+               f"{peak.total_mb:.0f} MB", "<= 600 MB", peak.total_mb <= 600)
+    _memory_rows(report, peak, after)
+
+
+def _memory_rows(report: Report, peak: MemorySnapshot, after: MemorySnapshot) -> None:
+    report.add("throughput", "  gateway process (+ Runtime API)", f"{peak.gateway_mb:.0f} MB")
+    each = f" ({peak.workers_mb / peak.workers:.0f} MB each)" if peak.workers else ""
+    report.add("throughput", f"  workers ({peak.workers} processes)", f"{peak.workers_mb:.0f} MB{each}")
+    report.add("throughput", "  emulator (moto)", f"{peak.emulator_mb:.0f} MB")
+    if peak.other_mb:
+        report.add("throughput", "  other children", f"{peak.other_mb:.0f} MB")
+    if after.total_pss_mb is not None:
+        report.add("throughput", "  whole stack PSS after the run (shared pages split)", f"{after.total_pss_mb:.0f} MB")
+
+
+def _raise_fd_limit(wanted: int) -> int:
+    # The stack inherits our limit; every idle connection is one descriptor in the gateway.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _gateway_rss(pid: int, samples: int = 5, interval: float = 0.2) -> float:
+    """The gateway process's RSS in MB, the largest of a few readings a moment apart."""
+    best = 0.0
+    for _ in range(samples):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            best = max(best, psutil.Process(pid).memory_info().rss / 2**20)
+        time.sleep(interval)
+    return best
+
+
+def run_idle(args: argparse.Namespace, report: Report) -> None:
+    """Hold many idle connections from a separate client process; weigh the gateway."""
+    count = args.idle_connections
+    limit = _raise_fd_limit(count + 1024)
+    if limit < count + 256:
+        report.note(f"idle: the file descriptor limit is {limit}; {count} connections need more")
+        return
+    with _stack(args, "idle", ECHO_TEMPLATE, ECHO_ENV) as stack:
+        gateway = psutil.Process(stack.pid)
+        before, fds_before = _gateway_rss(stack.pid), gateway.num_fds()
+        client = subprocess.Popen(
+            [sys.executable, str(HERE / "idle_client.py"), stack.websocket_url, "--count", str(count),
+             "--open-timeout", str(args.idle_timeout), "--close-timeout", str(args.idle_timeout)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=HERE,
+        )
+        try:
+            assert client.stdin is not None and client.stdout is not None
+            opened = json.loads(_readline(client.stdout, args.idle_timeout + 30) or '{"event": "timeout"}')
+            if opened.get("event") != "opened":
+                raise RuntimeError(f"the idle client did not open its connections: {opened}")
+            held = _gateway_rss(stack.pid)
+            fds_held = gateway.num_fds()
+            client.stdin.write("close\n")
+            client.stdin.flush()
+            closed = json.loads(_readline(client.stdout, args.idle_timeout + 30) or '{"closed": 0, "seconds": -1}')
+        finally:
+            _end(client, grace=10)
+        time.sleep(1.0)  # let the gateway finish its $disconnect bookkeeping
+        after, fds_after = _gateway_rss(stack.pid), gateway.num_fds()
+    n = opened["opened"]
+    report.add("idle", f"connections held open (asked {count})",
+               f"{n:,} ({opened['failed']} failed, gateway fds +{fds_held - fds_before:,})")
+    for error in opened.get("errors") or []:
+        report.note(f"idle: {error}")
+    report.add("idle", "handshakes", f"{n / opened['seconds']:,.0f}/s ({opened['seconds']:.1f} s for all)")
+    report.add("idle", "gateway RSS before", f"{before:.0f} MB")
+    report.add("idle", f"gateway RSS with {n:,} idle", f"{held:.0f} MB", "<= 400 MB", held <= 400 and n == count)
+    if n:
+        report.add("idle", "  per connection", f"{(held - before) * 1024 / n:.1f} KB")
+    report.add("idle", "closed cleanly", f"{closed['closed']:,} in {closed['seconds']:.1f} s "
+               f"(gateway fds {fds_after - fds_before:+,} against before)")
+    report.add("idle", "gateway RSS after closing", f"{after:.0f} MB")
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace, Report], None]] = {
+    "startup": run_startup,
+    "rtt": run_rtt,
+    "throughput": run_throughput,
+    "idle": run_idle,
+}
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _scenarios(text: str) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown scenario(s) {', '.join(unknown)}; pick from {', '.join(SCENARIOS)}")
+    return chosen
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Measure the local stack's speed and memory; print each figure next to its target. "
+        "Nothing is asserted: the exit status is 0 unless a scenario could not run.",
+    )
+    parser.add_argument("--only", type=_scenarios, default=list(SCENARIOS), metavar="LIST",
+                        help=f"comma-separated scenarios to run (default: {','.join(SCENARIOS)})")
+    parser.add_argument("--round-trips", type=_positive, default=200,
+                        help="rtt: sequential round trips (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=50,
+                        help="rtt: unmeasured round trips first (default %(default)s)")
+    parser.add_argument("--connections", type=_positive, default=20,
+                        help="throughput: connections (default %(default)s)")
+    parser.add_argument("--messages", type=_positive, default=50,
+                        help="throughput: messages per connection (default %(default)s)")
+    parser.add_argument("--message-bytes", type=_positive, default=64,
+                        help="size of each message (default %(default)s)")
+    parser.add_argument("--idle-connections", type=_positive, default=10_000,
+                        help="idle: connections held at once (default %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, default=120.0,
+                        help="idle: seconds allowed to open them, and again to close them (default %(default)s)")
+    parser.add_argument("--startup-runs", type=_positive, default=3,
+                        help="startup: measured launches per variant, after one unmeasured (default %(default)s)")
+    parser.add_argument("--no-seed", action="store_true", help="startup: skip the variant with the seed script")
+    parser.add_argument("--stack-log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="the stack's --log-level; INFO is what make up runs (default %(default)s)")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy each stack's log into DIR")
+    parser.add_argument("--profile-dir", metavar="DIR",
+                        help="run each stack under cProfile, writing DIR/<scenario>.prof (figures then "
+                        "include the profiler's overhead)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
+    return parser
+
+
+def _header(load_before: float) -> str:
+    cpus = os.cpu_count()
+    memory = psutil.virtual_memory().total / 2**30
+    # Other work on the machine shows up as latency: the load average tells a quiet run
+    # from a noisy one.
+    return (f"wsstack bench: {platform.system()} {platform.machine()}, {cpus} CPUs, {memory:.0f} GiB, "
+            f"Python {platform.python_version()}, websockets {websockets.__version__}; "
+            f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    report = Report()
+    failed = []
+    load_before = os.getloadavg()[0]
+    for name in args.only:
+        _progress(f"--- {name}")
+        started = time.perf_counter()
+        try:
+            RUNNERS[name](args, report)
+        except Exception as exc:  # one broken scenario must not hide the others' figures
+            failed.append(name)
+            report.note(f"{name} could not run: {type(exc).__name__}: {exc}")
+        _progress(f"--- {name} done in {time.perf_counter() - started:.1f} s")
+    print(_header(load_before))
+    print(report.render())
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": [asdict(r) for r in report.rows], "notes": report.notes},
+                                              indent=2) + "\n", encoding="utf-8")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
