@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wsstack.logs import FORMATS, configure_logging
 from wsstack.template import TemplateError
 
 __all__ = ["main"]
@@ -41,56 +42,128 @@ def _existing(path: str | None) -> Path | None:
     return Path(path) if path and Path(path).exists() else None
 
 
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def _add_template_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-t", "--template", default="template.yaml", help="SAM template (default: %(default)s)")
-    parser.add_argument(
+    group = parser.add_argument_group("template")
+    group.add_argument("-t", "--template", default="template.yaml", metavar="FILE",
+                       help="SAM/CloudFormation template (default: %(default)s)")
+    group.add_argument(
         "--parameter", action="append", default=[], metavar="NAME=VALUE",
         help="template parameter value; repeatable (e.g. --parameter NameSuffix=AlexHo)",
     )
-    parser.add_argument(
+    group.add_argument(
         "-n", "--env-vars", default="env.local.json", metavar="FILE",
-        help="environment overrides in sam local's --env-vars format (default: %(default)s, if present)",
+        help="environment overrides in sam local's --env-vars format: {\"Parameters\": {...}, "
+        "\"<Function>\": {...}}; only variables the template declares are overridden "
+        "(default: %(default)s, if present)",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    output = parser.add_argument_group("output")
+    output.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="least level logged (default: %(default)s)")
+    output.add_argument("--log-format", default="text", choices=FORMATS,
+                        help="log lines on stderr: text for people, json for machines, one object per line "
+                        "(default: %(default)s)")
+
+
+#: Gateway limit flags: (flag, Limits field, type, help). Defaults are AWS's.
+_LIMIT_FLAGS = (
+    ("--idle-timeout", "idle_timeout", float,
+     "seconds without a client message before the connection closes with 1001 (AWS: 600)"),
+    ("--max-connection-duration", "max_connection_duration", float,
+     "seconds after which any connection closes with 1001 (AWS: 7200)"),
+    ("--integration-timeout", "integration_timeout", float,
+     "seconds the gateway waits for a Lambda before answering 'Endpoint request timed out' (AWS: 29)"),
+    ("--max-frame-bytes", "max_frame_bytes", int,
+     "largest WebSocket frame; larger ones close the connection with 1009 (AWS: 32768)"),
+    ("--max-message-bytes", "max_message_bytes", int,
+     "largest message and @connections POST; larger messages close with 1009, larger posts get 413 "
+     "(AWS: 131072)"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wsstack",
-        description="Run a SAM template's WebSocket API, Lambda functions, DynamoDB tables and "
+        description="Run a SAM template's WebSocket APIs, Lambda functions, DynamoDB tables and "
         "Cognito user pools on this machine: no Docker, no AWS account.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="start the local stack and serve until Ctrl-C")
+    up = sub.add_parser(
+        "up", help="start the local stack and serve until Ctrl-C",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Start the template's WebSocket APIs (one gateway per stage), its Lambda functions and\n"
+            "its tables and user pools, and serve until Ctrl-C. Edited handler code takes effect on\n"
+            "the next invocation. The URLs are printed and written to the state file."
+        ),
+        epilog=(
+            "examples:\n"
+            "  wsstack up\n"
+            "  wsstack up -t tests/fixtures/sam_websocket_api/template.yaml --port 0 --log-format json\n"
+            "  wsstack up --idle-timeout 5 --integration-timeout 2   # see AWS's limits in seconds"
+        ),
+    )
     _add_template_options(up)
-    up.add_argument("--port", type=int, default=3001, help="WebSocket port (0 = free port; default %(default)s)")
-    up.add_argument("--management-port", type=int, default=3002,
-                    help="@connections API port (0 = free port; default %(default)s)")
-    up.add_argument("--emulator-port", type=int, default=5005,
-                    help="AWS emulator (moto) port (0 = free port; default %(default)s)")
-    up.add_argument("--state-file", default=".local/stack.json",
+    ports = up.add_argument_group("ports (0 = a free port)")
+    ports.add_argument("--port", type=int, default=3001, metavar="PORT",
+                       help="WebSocket port of the first API stage (default: %(default)s)")
+    ports.add_argument("--management-port", type=int, default=3002, metavar="PORT",
+                       help="@connections port of the first API stage (default: %(default)s)")
+    ports.add_argument("--emulator-port", type=int, default=5005, metavar="PORT",
+                       help="AWS emulator (moto) port (default: %(default)s)")
+    up.add_argument("--state-file", default=".local/stack.json", metavar="FILE",
                     help="where to write the stack's URLs and ids as JSON (default: %(default)s)")
     up.add_argument("--seed", metavar="COMMAND",
                     help="command to run once the stack is ready (it gets WSSTACK_STATE_FILE)")
-    up.add_argument("--idle-timeout", type=float, help="seconds before an idle connection closes (AWS: 600)")
+    limits = up.add_argument_group("gateway limits (AWS defaults; lower them to see the behaviour in tests)")
+    for flag, _field, kind, text in _LIMIT_FLAGS:
+        limits.add_argument(flag, type=_positive(kind), metavar="SECONDS" if kind is float else "BYTES", help=text)
+    functions = up.add_argument_group("functions")
+    functions.add_argument("--function-concurrency", type=_positive(int), default=10, metavar="N",
+                           help="most workers per function without ReservedConcurrentExecutions "
+                           "(default: %(default)s)")
+    functions.add_argument("--no-hot-reload", dest="hot_reload", action="store_false",
+                           help="keep running the code loaded at start, as a deployed function does")
 
-    invoke = sub.add_parser("invoke", help="run one function of the template on an event file (like sam local invoke)")
-    _add_template_options(invoke)
+    invoke = sub.add_parser(
+        "invoke", help="run one function of the template on an event (like sam local invoke)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Run one function of the template once, as `sam local invoke` does but without Docker:\n"
+            "its tables and user pools exist and its environment is the template's. The result (or\n"
+            "AWS's error object) is printed on stdout as JSON; logs go to stderr."
+        ),
+        epilog=(
+            "exit status: 0 the function succeeded, 1 it failed, 2 the command or template is wrong\n"
+            "\n"
+            "examples:\n"
+            "  wsstack invoke SendMessageFunction -e events/send_message.json\n"
+            "  echo '{}' | wsstack invoke DefaultFunction -e - --env-vars env.local.json"
+        ),
+    )
     invoke.add_argument("function", help="logical id of the function, e.g. SendMessageFunction")
-    invoke.add_argument("-e", "--event", help="event JSON file ('-' for stdin; default: {})")
+    invoke.add_argument("-e", "--event", metavar="FILE", help="event JSON file ('-' for stdin; default: {})")
+    _add_template_options(invoke)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
-    # Quiet the libraries; our own loggers say what matters.
-    for noisy in ("botocore", "urllib3", "websockets", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "up":
             return asyncio.run(_up(args))
@@ -102,15 +175,51 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def _up(args: argparse.Namespace) -> int:
+def _limits(args: argparse.Namespace) -> Any:
     from wsstack.gateway.core import Limits
-    from wsstack.stack import LocalStack
 
-    limits = Limits(idle_timeout=args.idle_timeout) if args.idle_timeout else None
+    given = {name: getattr(args, name) for _flag, name, _kind, _text in _LIMIT_FLAGS
+             if getattr(args, name) is not None}
+    return Limits(**given) if given else None
+
+
+def _banner(info: Any, app: Any, state: Path, ready_ms: float) -> str:
+    lines = []
+    for api in info.apis:
+        label = f"{api.api} ({api.stage})" if len(info.apis) > 1 else "WebSocket URL"
+        lines.append(f"  {label:<18}{api.websocket_url}{_connect_hint(app, api.api)}")
+        if len(info.apis) > 1:
+            lines.append(f"  {'':<18}{api.connections_url}")
+    if len(info.apis) == 1:
+        lines.append(f"  {'@connections URL':<18}{info.connections_url}")
+    lines.append(f"  {'AWS endpoint':<18}{info.aws_endpoint}  (region {info.region})")
+    if info.user_pool_id:
+        lines.append(f"  {'User pool':<18}{info.user_pool_id}")
+    if info.user_pool_client_id:
+        lines.append(f"  {'App client':<18}{info.user_pool_client_id}")
+    lines.append(f"  {'State file':<18}{state}")
+    lines.append(f"  {'Ready in':<18}{ready_ms:.0f} ms")
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _connect_hint(app: Any, api_id: str) -> str:
+    # Show the query parameters the $connect authorizer requires, e.g. "?token=<token>".
+    route = app.apis[api_id].routes.get("$connect")
+    sources = route.authorizer.identity_sources if route and route.authorizer else ()
+    prefix = "route.request.querystring."
+    names = [s[len(prefix):] for s in sources if s.startswith(prefix)]
+    return "?" + "&".join(f"{name}=<{name}>" for name in names) if names else ""
+
+
+async def _up(args: argparse.Namespace) -> int:
+    from wsstack.stack import CODE_CHECK_INTERVAL, LocalStack
+
     stack = LocalStack(
         Path(args.template), parameters=_parameters(args.parameter), port=args.port,
         management_port=args.management_port, emulator_port=args.emulator_port,
-        env_vars=_existing(args.env_vars), limits=limits,
+        env_vars=_existing(args.env_vars), limits=_limits(args),
+        function_concurrency=args.function_concurrency,
+        code_check_interval=CODE_CHECK_INTERVAL if args.hot_reload else None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -122,17 +231,7 @@ async def _up(args: argparse.Namespace) -> int:
         state = Path(args.state_file)
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_text(info.to_json() + "\n", encoding="utf-8")
-        ready_ms = (time.perf_counter() - started) * 1000
-        print(
-            f"\n  WebSocket URL     {info.websocket_url}?token=<Cognito IdToken>\n"
-            f"  @connections URL  {info.connections_url}\n"
-            f"  AWS endpoint      {info.aws_endpoint}  (region {info.region})\n"
-            f"  User pool         {info.user_pool_id}\n"
-            f"  App client        {info.user_pool_client_id}\n"
-            f"  State file        {state}\n"
-            f"  Ready in          {ready_ms:.0f} ms\n",
-            flush=True,
-        )
+        print(_banner(info, stack.app, state, (time.perf_counter() - started) * 1000), flush=True)
         if args.seed:
             await _run_seed(args.seed, state)
         print(f"{READY_LINE} (Ctrl-C to stop)", flush=True)
@@ -157,17 +256,17 @@ async def _invoke(args: argparse.Namespace) -> int:
     from wsstack.stack import LocalStack
 
     event: Any = {}
-    if args.event == "-":
-        event = json.load(sys.stdin)
-    elif args.event:
+    if args.event:
+        source = "The event on stdin" if args.event == "-" else f"Event file {args.event}"
         try:
-            event = json.loads(Path(args.event).read_text(encoding="utf-8"))
+            text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text(encoding="utf-8")
+            event = json.loads(text)
         except FileNotFoundError:
-            raise TemplateError(f"Event file {args.event} does not exist.") from None
+            raise TemplateError(f"{source} does not exist; pass a JSON file such as events/connect.json.") from None
         except ValueError as exc:
-            raise TemplateError(f"Event file {args.event} is not valid JSON: {exc}") from None
+            raise TemplateError(f"{source} is not valid JSON: {exc}.") from None
     stack = LocalStack(Path(args.template), parameters=_parameters(args.parameter),
-                       env_vars=_existing(args.env_vars))
+                       env_vars=_existing(args.env_vars), code_check_interval=None, require_api=False)
     try:
         await stack.start()
         assert stack.app is not None
@@ -178,8 +277,6 @@ async def _invoke(args: argparse.Namespace) -> int:
     finally:
         await stack.stop()
     print(json.dumps(result.payload if result.ok else result.error, indent=2))
-    log.info("%s %s in %.1f ms (%s)", args.function, "succeeded" if result.ok else "failed",
-             result.duration_ms, "cold" if result.cold_start else "warm")
     return 0 if result.ok else 1
 
 

@@ -118,41 +118,75 @@ def _api_arguments(client: Any, operation: str, props: Mapping[str, Any]) -> dic
     return {key: value for key, value in props.items() if key in members}
 
 
-def _create_table(res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str) -> str:
+#: What creating a resource gives: its ``Ref`` value, and ``Fn::GetAtt`` values known only now.
+_Created = tuple[str, dict[str, str]]
+
+
+def _create_table(res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str) -> _Created:
     client = aws_client("dynamodb", endpoint_url, region)
     name = props.get("TableName") or res.logical_id
     args = _api_arguments(client, "CreateTable", {**props, "TableName": name})
     if "StreamSpecification" in props:  # CloudFormation leaves StreamEnabled implicit
         args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-    client.create_table(**args)
+    created = client.create_table(**args)["TableDescription"]
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
         client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-    return str(name)
+    # Fn::GetAtt Table.StreamArn embeds the stream's creation time: known only now.
+    stream = created.get("LatestStreamArn")
+    return str(name), ({"StreamArn": stream} if stream else {})
 
 
-def _create_user_pool(res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str) -> str:
+def _create_user_pool(res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str) -> _Created:
     client = aws_client("cognito-idp", endpoint_url, region)
     args = _api_arguments(client, "CreateUserPool", props)
     args["PoolName"] = props.get("UserPoolName") or res.logical_id
-    return str(client.create_user_pool(**args)["UserPool"]["Id"])
+    return str(client.create_user_pool(**args)["UserPool"]["Id"]), {}
 
 
 def _create_user_pool_client(
     res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str
-) -> str:
+) -> _Created:
     client = aws_client("cognito-idp", endpoint_url, region)
     args = _api_arguments(client, "CreateUserPoolClient", props)
     args.setdefault("ClientName", res.logical_id)
-    return str(client.create_user_pool_client(**args)["UserPoolClient"]["ClientId"])
+    return str(client.create_user_pool_client(**args)["UserPoolClient"]["ClientId"]), {}
 
 
 # Creation order matters only in one place: a pool client needs its pool's id.
-_CREATORS: dict[str, Callable[[Resource, dict[str, Any], str | None, str], str]] = {
+_CREATORS: dict[str, Callable[[Resource, dict[str, Any], str | None, str], _Created]] = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::Cognito::UserPool": _create_user_pool,
     "AWS::Cognito::UserPoolClient": _create_user_pool_client,
 }
+
+
+#: Sub-resources of an API whose Ref is a short generated id on AWS (``"a1b2c3d"``).
+_ID_ONLY = (
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Authorizer",
+    "AWS::ApiGatewayV2::Deployment",
+    "AWS::ApiGatewayV2::RouteResponse",
+)
+
+
+def _named_only_locally(app: App, refs: Mapping[str, str]) -> dict[str, str]:
+    """``Ref`` values of resources nothing is created for, so environments may name them.
+
+    A stage's Ref is its name; routes, integrations, authorizers and deployments get stable
+    ids shaped like AWS's; an IAM role's Ref is its name (no policy is enforced locally).
+    """
+    named: dict[str, str] = {}
+    for res in app.resources.values():
+        if res.type == "AWS::ApiGatewayV2::Stage":
+            named[res.logical_id] = str(resolve(res.properties.get("StageName"), refs, app.parameters))
+        elif res.type in _ID_ONLY:
+            named[res.logical_id] = default_api_id(res.logical_id)[:7]
+        elif res.type == "AWS::IAM::Role":
+            role_name = res.properties.get("RoleName")
+            named[res.logical_id] = role_name if isinstance(role_name, str) else res.logical_id
+    return named
 
 
 def create_resources(
@@ -167,15 +201,20 @@ def create_resources(
 
     Returns:
         What ``Ref`` gives for each created resource, by logical id (table name, pool id,
-        client id), plus the logical ids of functions and APIs mapped to their local names.
+        client id); the same for resources that exist only as names locally (functions,
+        APIs and their stages, routes, integrations, authorizers, roles); and, under
+        ``"<LogicalId>.<Attribute>"``, ``Fn::GetAtt`` values known only once created (a
+        table's ``StreamArn``). Pass the result to :func:`~wsstack.template.resolve`.
     """
     refs: dict[str, str] = {fn: fn for fn in app.functions}
     refs.update({api.logical_id: default_api_id(api.logical_id) for api in app.apis.values()})
+    refs.update(_named_only_locally(app, refs))
     for type_name, create in _CREATORS.items():
         for res in app.of_type(type_name):
             try:
                 props = resolve(res.properties, refs, app.parameters, region=region, resources=app.resources)
-                refs[res.logical_id] = create(res, props, endpoint_url, region)
+                refs[res.logical_id], attributes = create(res, props, endpoint_url, region)
+                refs.update({f"{res.logical_id}.{name}": value for name, value in attributes.items()})
             except TemplateError as exc:
                 raise TemplateError(f"{res.logical_id}: {exc}") from None
             log.debug("created %s %s -> %s", type_name, res.logical_id, refs[res.logical_id])

@@ -55,7 +55,10 @@ class Route:
 
 @dataclass(frozen=True)
 class WebSocketApi:
-    """An ``AWS::ApiGatewayV2::Api`` with ``ProtocolType: WEBSOCKET``."""
+    """An ``AWS::ApiGatewayV2::Api`` with ``ProtocolType: WEBSOCKET``.
+
+    SAM's ``AWS::Serverless::WebSocketApi`` arrives translated into one, with its routes.
+    """
 
     logical_id: str
     name: str

@@ -20,6 +20,13 @@ Reproduced AWS behaviour:
   posted them;
 * the environment AWS gives a function (``AWS_LAMBDA_*``, ``AWS_REGION``, ``LAMBDA_TASK_ROOT``,
   ``_HANDLER``, ``TZ``) plus the template's variables, and nothing else from our own process.
+
+Not AWS behaviour, but what ``sam local`` users expect: with ``code_check_interval`` set, an
+edit to a ``.py`` file under a function's code directory takes effect on its next invocation.
+The check is a scan of file modification times when an invocation arrives (at most once per
+interval), so an idle stack does no work; idle workers holding the old code are retired and
+busy ones finish their invocation first, exactly as a new deployment replaces execution
+environments on AWS. Sockets held by the gateway are not involved.
 """
 
 from __future__ import annotations
@@ -86,7 +93,9 @@ _ARRIVING = (_State.BOOTING, _State.FINISHING)
 
 
 class _Invocation:
-    __slots__ = ("body", "cold_start", "deadline_ms", "future", "request_id", "started", "timeout", "timer")
+    __slots__ = (
+        "body", "cold_start", "deadline_ms", "future", "init_ms", "request_id", "started", "timeout", "timer",
+    )
 
     def __init__(self, body: bytes, timeout: float, future: asyncio.Future[InvocationResult]) -> None:
         self.request_id = str(uuid.uuid4())
@@ -96,7 +105,68 @@ class _Invocation:
         self.started = 0.0  # time.monotonic() when a worker took it
         self.deadline_ms = 0
         self.cold_start = False
+        self.init_ms: float | None = None  # the worker's init duration, on a cold start
         self.timer: asyncio.TimerHandle | None = None
+
+
+#: Directories never scanned for code changes: caches, VCS and tool folders, installed metadata.
+_UNWATCHED_DIRS = ("__pycache__", "node_modules")
+
+
+def _code_fingerprint(root: Path) -> frozenset[tuple[str, int, int]]:
+    """``(path, mtime_ns, size)`` of every ``.py`` file under ``root``.
+
+    Size joins the modification time because Python's bytecode cache validates a module by
+    both; an added, removed or renamed file changes the set too.
+    """
+    found = []
+    pending = [str(root)]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except OSError:
+            continue  # removed while we looked, or unreadable: not code we could run anyway
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if not (entry.name.startswith(".") or entry.name in _UNWATCHED_DIRS
+                                or entry.name.endswith(".dist-info")):
+                            pending.append(entry.path)
+                    elif entry.name.endswith(".py"):
+                        info = entry.stat()
+                        found.append((entry.path, info.st_mtime_ns, info.st_size))
+                except OSError:
+                    continue
+    return frozenset(found)
+
+
+class _CodeWatch:
+    """Notices changes to the ``.py`` files of one code directory (shared by its functions).
+
+    Args:
+        root: The code directory.
+        interval: Least seconds between two scans; 0 scans on every call.
+    """
+
+    def __init__(self, root: Path, interval: float) -> None:
+        self.root = root
+        self.interval = interval
+        #: Bumped on every change seen; pools compare it with the version their workers run.
+        self.version = 0
+        self._fingerprint = _code_fingerprint(root)
+        self._checked = time.monotonic()
+
+    def current(self) -> int:
+        """The code's version now, rescanning if the last scan is older than the interval."""
+        now = time.monotonic()
+        if now - self._checked >= self.interval:
+            self._checked = now
+            fingerprint = _code_fingerprint(self.root)
+            if fingerprint != self._fingerprint:
+                self._fingerprint = fingerprint
+                self.version += 1
+        return self.version
 
 
 class _Worker:
@@ -109,6 +179,8 @@ class _Worker:
         self.pool = pool
         self.state = _State.BOOTING
         pool.arriving += 1
+        #: The version of the function's code this worker loads (see _CodeWatch).
+        self.code_version = pool.code_version
         self.port = 0
         self.site: web.SockSite | None = None
         self.transport: asyncio.SubprocessTransport | None = None
@@ -163,7 +235,10 @@ class _Worker:
         # awslambdaric joins the lines of one error report with "\r" so that CloudWatch keeps
         # them in one event; keep them in one record too, but readable.
         text = line.decode("utf-8", "replace").rstrip("\r").replace("\r", "\n")
-        self.pool.log.info(text, extra={"worker_pid": self.pid})
+        extra: dict[str, Any] = {"function": self.pool.name, "worker_pid": self.pid}
+        if self.current is not None:
+            extra["request_id"] = self.current.request_id
+        self.pool.log.info(text, extra=extra)
 
 
 class _WorkerProtocol(asyncio.SubprocessProtocol):
@@ -194,7 +269,9 @@ class _WorkerProtocol(asyncio.SubprocessProtocol):
 class _Pool:
     """The workers and the queue of one function."""
 
-    def __init__(self, fn: Function, env: dict[str, str], region: str, limit: int) -> None:
+    def __init__(
+        self, fn: Function, env: dict[str, str], region: str, limit: int, watch: _CodeWatch | None
+    ) -> None:
         self.fn = fn
         self.name = fn.logical_id
         self.env = env
@@ -206,6 +283,10 @@ class _Pool:
         #: Workers booting or finishing: each will poll /next soon and can take a queued invocation.
         self.arriving = 0
         self.log = logging.getLogger(f"wsstack.fn.{self.name}")
+        #: Watches the code directory when hot reload is on; None otherwise.
+        self.watch = watch
+        #: The code version new workers load; older workers are retired.
+        self.code_version = watch.version if watch is not None else 0
 
 
 class LambdaRuntime:
@@ -218,6 +299,12 @@ class LambdaRuntime:
         python: Interpreter that runs the workers; it must be able to import ``awslambdaric``.
         log: Logger for one line per invocation; defaults to ``wsstack.runtime``. The
             functions' own output goes to ``wsstack.fn.<LogicalId>``, one record per line.
+            Records carry ``function``, ``request_id``, ``duration_ms``, ``cold_start`` and
+            ``init_ms`` as attributes, for structured log output.
+        code_check_interval: Turns hot reload on: an invocation first checks, at most once
+            per this many seconds, whether a ``.py`` file under the function's code
+            directory changed, and if so runs on a worker that loads the new code. None
+            (the default) never checks, as on AWS.
 
     Example::
 
@@ -237,9 +324,14 @@ class LambdaRuntime:
         default_concurrency: int = 10,
         python: str = sys.executable,
         log: logging.Logger | None = None,
+        code_check_interval: float | None = None,
     ) -> None:
         if default_concurrency < 1:
             raise ValueError("default_concurrency must be at least 1")
+        if code_check_interval is not None and code_check_interval < 0:
+            raise ValueError("code_check_interval must not be negative")
+        self._code_check_interval = code_check_interval
+        self._watches: dict[Path, _CodeWatch] = {}
         self._host = host
         self._default_concurrency = default_concurrency
         self._python = python
@@ -276,7 +368,14 @@ class LambdaRuntime:
             raise TypeError(f"{fn.logical_id}: environment values must be strings: {', '.join(map(str, unresolved))}")
         region = environment.get("AWS_REGION") or environment.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
         limit = fn.reserved_concurrency or self._default_concurrency
-        self._pools[fn.logical_id] = _Pool(fn, self._environment(fn, environment, region), region, limit)
+        watch = None
+        if self._code_check_interval is not None:
+            # One watch per directory: functions sharing a CodeUri share the scan.
+            root = Path(fn.code_dir).resolve()
+            watch = self._watches.get(root)
+            if watch is None:
+                watch = self._watches[root] = _CodeWatch(root, self._code_check_interval)
+        self._pools[fn.logical_id] = _Pool(fn, self._environment(fn, environment, region), region, limit, watch)
 
     async def start(self) -> None:
         """Start serving the Runtime API. Workers start later, when invocations need them."""
@@ -335,6 +434,8 @@ class LambdaRuntime:
             )
         future: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
         inv = _Invocation(body, pool.fn.timeout if timeout is None else timeout, future)
+        if pool.watch is not None:
+            self._reload_if_changed(pool)
         self._submit(pool, inv)
         try:
             return await future
@@ -379,6 +480,25 @@ class LambdaRuntime:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    # -- hot reload -------------------------------------------------------------------------
+
+    def _reload_if_changed(self, pool: _Pool) -> None:
+        assert pool.watch is not None
+        version = pool.watch.current()
+        if version == pool.code_version:
+            return
+        pool.code_version = version
+        if not pool.workers:
+            return  # nothing loaded yet: the next cold start reads the new code anyway
+        self._log.info("reloaded %s (code changed)", pool.name, extra={"function": pool.name})
+        # Idle workers go now; busy and booting ones when they next ask for work (_next), so
+        # no invocation in flight is lost.
+        for worker in list(pool.idle):
+            self._kill(worker)
+
+    def _is_stale(self, worker: _Worker) -> bool:
+        return worker.code_version != worker.pool.code_version
+
     # -- dispatch ---------------------------------------------------------------------------
 
     def _submit(self, pool: _Pool, inv: _Invocation) -> None:
@@ -406,6 +526,7 @@ class LambdaRuntime:
         worker.set_state(_State.BUSY)
         worker.current = inv
         inv.cold_start = worker.served == 0
+        inv.init_ms = worker.init_ms if inv.cold_start else None
         worker.served += 1
         inv.started = time.monotonic()
         inv.deadline_ms = int(time.time() * 1000 + inv.timeout * 1000)
@@ -427,19 +548,25 @@ class LambdaRuntime:
                     cold_start=inv.cold_start,
                 )
             )
+        # Like the REPORT line Lambda writes: what ran, how long, and a cold start's init cost.
+        start = "warm"
+        if inv.cold_start:
+            start = "cold" if inv.init_ms is None else f"cold (init {inv.init_ms:.1f} ms)"
         self._log.info(
             "%s %s %.2f ms %s %s",
             pool.name,
             inv.request_id,
             duration,
-            "cold" if inv.cold_start else "warm",
+            start,
             "ok" if error is None else f"error {error.get('errorType', '')}".rstrip(),
             extra={
                 "function": pool.name,
                 "request_id": inv.request_id,
-                "duration_ms": duration,
+                "duration_ms": round(duration, 3),
                 "cold_start": inv.cold_start,
+                "init_ms": None if inv.init_ms is None else round(inv.init_ms, 3),
                 "ok": error is None,
+                "error_type": None if error is None else error.get("errorType"),
             },
         )
 
@@ -618,6 +745,12 @@ class LambdaRuntime:
             }
         )
         env.update(environment)
+        if self._code_check_interval is not None:
+            # Python trusts a cached module whose source has the same size and modification
+            # second, so an edit made within a second of the cache write could go unseen.
+            # Without writing caches (as on Lambda, whose code folder is read-only) every cold
+            # start compiles the function's own modules afresh.
+            env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         return env
 
     def _library_path(self) -> list[str]:
@@ -668,6 +801,12 @@ class LambdaRuntime:
                     "errorType": "Runtime.NoResponse",
                 },
             )
+        if self._is_stale(worker):
+            # It loaded code that has changed since: it ends here, having finished whatever
+            # it was running, and a fresh worker takes the queue.
+            self._kill(worker)
+            self._scale(pool)
+            raise web.HTTPGone(text="this execution environment is shut down")
         if pool.pending:
             inv = pool.pending.popleft()
             self._dispatch(worker, inv)

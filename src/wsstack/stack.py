@@ -1,8 +1,9 @@
 """The whole local stack: emulator, resources, Lambda runtime and WebSocket gateways.
 
 Start-up order follows the dependencies: the emulator first (resources need it), then the
-resources (function environments name them), then the gateways (functions need the
-``@connections`` URL), and last the functions themselves, which start lazily on first use.
+resources (function environments name them), then one gateway per stage of each WebSocket
+API (functions need the ``@connections`` URLs), and last the functions themselves, which
+start lazily on first use and, with hot reload, restart when their code changes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,14 +23,31 @@ from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
 from wsstack.template import DEFAULT_REGION, TemplateError, load_app, resolve
 
-__all__ = ["LocalStack", "StackInfo", "function_environment", "load_env_vars"]
+__all__ = ["ApiInfo", "LocalStack", "StackInfo", "function_environment", "load_env_vars", "local_endpoints"]
 
 log = logging.getLogger("wsstack")
 
 
 @dataclass
+class ApiInfo:
+    """One served stage of one WebSocket API."""
+
+    #: The API's logical id in the template.
+    api: str
+    name: str
+    api_id: str
+    stage: str
+    websocket_url: str
+    connections_url: str
+
+
+@dataclass
 class StackInfo:
-    """What clients and scripts need to reach a running stack (written to the state file)."""
+    """What clients and scripts need to reach a running stack (written to the state file).
+
+    The top-level URLs are those of the first API's first stage, in template order; ``apis``
+    lists every stage of every API.
+    """
 
     websocket_url: str
     connections_url: str
@@ -36,8 +55,11 @@ class StackInfo:
     region: str
     user_pool_id: str | None
     user_pool_client_id: str | None
-    #: Physical names of the created resources by logical id (tables, pool, client).
+    #: What ``Ref`` gives for each resource by logical id: the physical names of created
+    #: tables, pools and clients, and the local names and ids of the rest.
     resources: dict[str, str] = field(default_factory=dict)
+    #: Every served stage of every WebSocket API, the first one first.
+    apis: list[ApiInfo] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -48,7 +70,8 @@ def load_env_vars(path: Path | None) -> dict[str, dict[str, str]]:
 
     ``{"Parameters": {...for every function...}, "<FunctionLogicalId>": {...}}``. Values may
     use ``${...}`` placeholders resolved like ``Fn::Sub``, with the created resources and
-    ``Local::AwsEndpoint``, ``Local::ConnectionsUrl`` and ``Local::WebSocketUrl``.
+    ``Local::AwsEndpoint``, ``Local::ConnectionsUrl`` and ``Local::WebSocketUrl`` (those of
+    the first API's first stage).
     """
     if path is None:
         return {}
@@ -63,6 +86,35 @@ def load_env_vars(path: Path | None) -> dict[str, dict[str, str]]:
     return data
 
 
+def local_endpoints(gateways: Sequence[Gateway], region: str = DEFAULT_REGION) -> list[tuple[re.Pattern[str], str]]:
+    """Rewrites from the AWS URLs of the served stages to their local URLs.
+
+    A template often builds its API's endpoints with ``Fn::Sub`` (``https://${Api}.execute-api.
+    ${AWS::Region}.amazonaws.com/${Stage}`` for ``@connections``); resolved literally, that
+    names a host that does not exist locally. Each stage's ``https://`` URL maps to its local
+    ``@connections`` base and its ``wss://`` URL to its local WebSocket URL; the bare
+    ``wss://`` host (``Fn::GetAtt Api.ApiEndpoint``) maps to the API's first stage.
+    """
+    rewrites: list[tuple[re.Pattern[str], str]] = []
+    first_of_api: dict[str, Gateway] = {}
+    for gateway in gateways:
+        api_id = gateway.context.api_id
+        first_of_api.setdefault(api_id, gateway)
+        for scheme, local in (("https", gateway.management_url), ("wss", gateway.url)):
+            host = f"{scheme}://{api_id}.execute-api.{region}.amazonaws.com"
+            # Only whole path segments: stage "dev" must not match "/dev2".
+            rewrites.append((re.compile(re.escape(f"{host}/{gateway.stage}") + r"(?![\w-])"), local))
+    for api_id, gateway in first_of_api.items():
+        host = f"wss://{api_id}.execute-api.{region}.amazonaws.com"
+        rewrites.append((re.compile(re.escape(host) + r"(?![\w.-])"), _origin(gateway.url)))
+    return rewrites
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def function_environment(
     app: App,
     fn: Function,
@@ -71,36 +123,83 @@ def function_environment(
     *,
     aws_endpoint: str,
     region: str = DEFAULT_REGION,
+    rewrites: Sequence[tuple[re.Pattern[str], str]] = (),
 ) -> dict[str, str]:
     """The environment a function sees locally.
 
-    The template's variables with Refs resolved to local names; then, as ``sam local`` does,
-    overrides apply only to variables the template declares; then what Lambda itself sets
-    (region, credentials) plus ``AWS_ENDPOINT_URL``, which boto3 honours, so the code talks
-    to the emulator without knowing it is local.
+    The template's variables with ``Ref``, ``Fn::GetAtt`` and ``Fn::Sub`` resolved to local
+    names, and URLs of the served API stages rewritten to their local URLs (see
+    :func:`local_endpoints`); then, as ``sam local`` does, overrides apply only to variables
+    the template declares; then what Lambda itself sets (region, credentials) plus
+    ``AWS_ENDPOINT_URL``, which boto3 honours, so the code talks to the emulator without
+    knowing it is local.
+
+    Raises:
+        TemplateError: a variable cannot be resolved locally; the message names the
+            function and the variable.
     """
-    env = {k: str(v) for k, v in resolve(fn.environment, refs, app.parameters, region=region,
-                                          resources=app.resources).items()}
+    def local(name: str, value: object) -> str:
+        try:
+            text = resolve(value, refs, app.parameters, region=region, resources=app.resources)
+        except TemplateError as exc:
+            raise TemplateError(f"{fn.logical_id}: environment variable {name}: {exc}") from None
+        if not isinstance(text, str | int | float | bool):
+            raise TemplateError(
+                f"{fn.logical_id}: environment variable {name} must be a string; give it a plain value or !Sub."
+            )
+        text = str(text).lower() if isinstance(text, bool) else str(text)
+        for pattern, replacement in rewrites:
+            text = pattern.sub(replacement, text)
+        return text
+
+    env = {name: local(name, value) for name, value in fn.environment.items()}
     for scope in ("Parameters", fn.logical_id):
         for key, value in (overrides.get(scope) or {}).items():
             if key in env:
-                env[key] = str(resolve({"Fn::Sub": str(value)}, refs, app.parameters, region=region))
+                env[key] = local(key, {"Fn::Sub": str(value)})
     env.update(LOCAL_CREDENTIALS)
     env.update(AWS_REGION=region, AWS_DEFAULT_REGION=region, AWS_ENDPOINT_URL=aws_endpoint)
     return env
 
 
+#: Seconds between two checks for changed code, at most: an invocation checks first.
+CODE_CHECK_INTERVAL = 0.25
+
+
+def _warn_unenforced(app: App) -> None:
+    # IAM authorization needs SigV4 checks against IAM policies, which the local stack does
+    # not have; letting such connections in silently would hide the difference.
+    for api in app.apis.values():
+        for route in api.routes.values():
+            if route.authorization_type == "AWS_IAM":
+                log.warning(
+                    "%s route %s uses AWS_IAM authorization, which the local stack does not check: "
+                    "unsigned clients are let in", api.logical_id, route.route_key,
+                )
+
+
 class LocalStack:
     """Runs one template locally.
+
+    Every stage of every WebSocket API gets its own gateway, in template order; the first
+    one takes ``port`` and ``management_port``, the others free ports.
 
     Args:
         template: path of the SAM/CloudFormation template.
         parameters: template parameter values.
-        port: WebSocket port of the first API (0 = free port); further APIs take free ports.
-        management_port: ``@connections`` port of the first API (0 = free port).
+        port: WebSocket port of the first API stage (0 = free port).
+        management_port: ``@connections`` port of the first API stage (0 = free port).
         emulator_port: moto's port (0 = free port).
         env_vars: an overrides file in ``sam local``'s ``--env-vars`` format.
         limits: gateway limits (AWS defaults when None).
+        region: the region everything runs in.
+        function_concurrency: most workers per function without ``ReservedConcurrentExecutions``.
+        code_check_interval: hot reload: changed handler and domain code runs from the next
+            invocation, checked at most once per this many seconds (see
+            :class:`~wsstack.runtime.LambdaRuntime`); None turns it off, as on AWS, where a
+            change needs a deployment.
+        require_api: refuse a template without a WebSocket API (``up`` needs one; ``invoke``
+            does not).
     """
 
     def __init__(
@@ -114,6 +213,9 @@ class LocalStack:
         env_vars: Path | None = None,
         limits: Limits | None = None,
         region: str = DEFAULT_REGION,
+        function_concurrency: int = 10,
+        code_check_interval: float | None = CODE_CHECK_INTERVAL,
+        require_api: bool = True,
     ) -> None:
         self.template = Path(template)
         self.parameters = dict(parameters or {})
@@ -121,8 +223,12 @@ class LocalStack:
         self._ports = (port, management_port)
         self._env_vars = env_vars
         self._limits = limits
+        self._require_api = require_api
         self.emulator = Emulator(port=emulator_port)
-        self.runtime = LambdaRuntime()
+        self.runtime = LambdaRuntime(
+            default_concurrency=function_concurrency,
+            code_check_interval=code_check_interval,
+        )
         self.gateways: list[Gateway] = []
         self.app: App | None = None
         self.info: StackInfo | None = None
@@ -137,43 +243,55 @@ class LocalStack:
 
     async def _start(self) -> StackInfo:
         app = self.app = load_app(self.template, self.parameters, region=self.region)
+        if self._require_api and not app.apis:
+            raise TemplateError(
+                f"{self.template} declares no WebSocket API; add an AWS::Serverless::WebSocketApi "
+                "or an AWS::ApiGatewayV2::Api with ProtocolType: WEBSOCKET."
+            )
+        _warn_unenforced(app)
         overrides = load_env_vars(self._env_vars)
         loop = asyncio.get_running_loop()
         endpoint = await loop.run_in_executor(None, self.emulator.start)
         refs = await loop.run_in_executor(
             None, lambda: create_resources(app, endpoint_url=endpoint, region=self.region)
         )
-        if not app.apis:
-            raise TemplateError("The template declares no WebSocket API (AWS::ApiGatewayV2::Api, WEBSOCKET).")
-        for index, api in enumerate(app.apis.values()):
-            port, mport = self._ports if index == 0 else (0, 0)
-            gateway = Gateway(
-                api, api.stages[0], self.runtime.invoke, port=port, management_port=mport,
-                limits=self._limits, api_id=refs.get(api.logical_id), region=self.region,
-            )
-            await gateway.start()
-            self.gateways.append(gateway)
-        first = self.gateways[0]
-        local = {
-            "Local::AwsEndpoint": endpoint,
-            "Local::ConnectionsUrl": first.management_url,
-            "Local::WebSocketUrl": first.url,
-        }
+        apis: list[ApiInfo] = []
+        local: dict[str, str] = {"Local::AwsEndpoint": endpoint}
+        for api in app.apis.values():
+            for stage in api.stages:
+                port, mport = (0, 0) if self.gateways else self._ports
+                gateway = Gateway(
+                    api, stage, self.runtime.invoke, port=port, management_port=mport,
+                    limits=self._limits, api_id=refs.get(api.logical_id), region=self.region,
+                )
+                await gateway.start()
+                self.gateways.append(gateway)
+                apis.append(ApiInfo(
+                    api=api.logical_id, name=api.name, api_id=gateway.context.api_id, stage=stage,
+                    websocket_url=gateway.url, connections_url=f"{gateway.management_url}/@connections",
+                ))
+                # Fn::GetAtt Api.ApiEndpoint is the API's wss:// origin, without a stage.
+                local.setdefault(f"{api.logical_id}.ApiEndpoint", _origin(gateway.url))
+        if self.gateways:
+            first = self.gateways[0]
+            local.update({"Local::ConnectionsUrl": first.management_url, "Local::WebSocketUrl": first.url})
+        rewrites = local_endpoints(self.gateways, self.region)
         for fn in app.functions.values():
             env = function_environment(app, fn, {**refs, **local}, overrides,
-                                       aws_endpoint=endpoint, region=self.region)
+                                       aws_endpoint=endpoint, region=self.region, rewrites=rewrites)
             self.runtime.add_function(fn, env)
         await self.runtime.start()
         pools = [r.logical_id for r in app.of_type("AWS::Cognito::UserPool")]
         clients = [r.logical_id for r in app.of_type("AWS::Cognito::UserPoolClient")]
         self.info = StackInfo(
-            websocket_url=first.url,
-            connections_url=f"{first.management_url}/@connections",
+            websocket_url=apis[0].websocket_url if apis else "",
+            connections_url=apis[0].connections_url if apis else "",
             aws_endpoint=endpoint,
             region=self.region,
             user_pool_id=refs[pools[0]] if pools else None,
             user_pool_client_id=refs[clients[0]] if clients else None,
             resources={k: v for k, v in refs.items() if k in app.resources},
+            apis=apis,
         )
         return self.info
 

@@ -132,6 +132,9 @@ def _translate(template: dict[str, Any], params: dict[str, str], region: str) ->
         props = body.get("Properties") or {}
         if body.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
             props["CodeUri"] = f"s3://{_LOCAL_CODE_BUCKET}/{props['CodeUri']}"
+        elif body.get("Type") == "AWS::Lambda::Function" and isinstance(props.get("Code"), str):
+            # A local folder as Code, which `sam build` and `aws cloudformation package` accept.
+            props["Code"] = {"S3Bucket": _LOCAL_CODE_BUCKET, "S3Key": props["Code"]}
 
     values = {**params, "AWS::Region": region, "AWS::AccountId": ACCOUNT_ID}
     # A session that only carries the region: the translator reads pseudo parameters from
@@ -154,7 +157,8 @@ def _functions(resources: dict[str, Resource], base_dir: Path) -> dict[str, Func
         code = props.get("Code") or {}
         if code.get("S3Bucket") != _LOCAL_CODE_BUCKET:
             raise TemplateError(
-                f"{res.logical_id}: only local CodeUri folders can run locally; set CodeUri to a path."
+                f"{res.logical_id}: only code in a local folder can run locally; set CodeUri (Code for "
+                "AWS::Lambda::Function) to a folder next to the template."
             )
         code_dir = (base_dir / code["S3Key"]).resolve()
         handler, runtime = props.get("Handler"), props.get("Runtime", "")
@@ -211,6 +215,13 @@ def _target_function(res: Resource, key: str, functions: dict[str, Function]) ->
 def _websocket_apis(
     resources: dict[str, Resource], functions: dict[str, Function], params: dict[str, str]
 ) -> dict[str, WebSocketApi]:
+    """The template's WebSocket APIs, raw ``AWS::ApiGatewayV2::*`` and SAM-translated alike.
+
+    ``AWS::Serverless::WebSocketApi`` arrives here already expanded by the translator into an
+    Api, one Route + Integration + Permission per route, a Stage and (with ``Auth``) an
+    Authorizer, so both spellings are read by the same code.
+    """
+
     def of_api(type_name: str, api_id: str) -> list[Resource]:
         return [
             r for r in resources.values()
@@ -221,10 +232,7 @@ def _websocket_apis(
     for api in resources.values():
         if api.type != "AWS::ApiGatewayV2::Api" or api.properties.get("ProtocolType") != "WEBSOCKET":
             continue
-        integrations = {
-            r.logical_id: _target_function(r, "IntegrationUri", functions)
-            for r in of_api("AWS::ApiGatewayV2::Integration", api.logical_id)
-        }
+        integrations = {r.logical_id: r for r in of_api("AWS::ApiGatewayV2::Integration", api.logical_id)}
         authorizers = {
             r.logical_id: Authorizer(
                 logical_id=r.logical_id,
@@ -240,22 +248,25 @@ def _websocket_apis(
         }
         routes = {}
         for r in of_api("AWS::ApiGatewayV2::Route", api.logical_id):
+            key = str(r.properties["RouteKey"])
             target_ids = _referenced_ids(r.properties.get("Target"))
-            integration = next((i for i in target_ids if i in integrations), None)
+            integration = next((integrations[i] for i in sorted(target_ids) if i in integrations), None)
             if r.properties.get("Target") and integration is None:
-                raise TemplateError(f"{r.logical_id}: its Target does not name an integration of this API.")
+                raise TemplateError(
+                    f"{r.logical_id} (route {key!r}): its Target does not name an integration of this API; "
+                    "set it to !Sub integrations/${YourIntegration}."
+                )
             auth_type = str(r.properties.get("AuthorizationType", "NONE"))
             auth_ids = _referenced_ids(r.properties.get("AuthorizerId")) & set(authorizers)
-            key = str(r.properties["RouteKey"])
             routes[key] = Route(
                 route_key=key,
-                function=integrations.get(integration) if integration else None,
+                function=_lambda_proxy_target(r, key, integration, functions) if integration else None,
                 authorization_type=auth_type,
                 authorizer=authorizers[next(iter(auth_ids))] if auth_ids else None,
                 two_way=r.logical_id in two_way,
             )
         stages = tuple(
-            resolve(s.properties.get("StageName"), {}, params)
+            str(resolve(s.properties.get("StageName"), {}, params))
             for s in of_api("AWS::ApiGatewayV2::Stage", api.logical_id)
         )
         apis[api.logical_id] = WebSocketApi(
@@ -263,9 +274,36 @@ def _websocket_apis(
             name=str(resolve(api.properties.get("Name", api.logical_id), {}, params)),
             route_selection_expression=str(api.properties.get("RouteSelectionExpression", "")),
             routes=routes,
-            stages=stages or ("$default",),
+            stages=tuple(dict.fromkeys(stages)) or ("$default",),
         )
     return apis
+
+
+def _lambda_proxy_target(
+    route: Resource, key: str, integration: Resource, functions: dict[str, Function]
+) -> str:
+    """The function a route's integration proxies to; refuses what only AWS can run.
+
+    A WebSocket route may also integrate with an HTTP endpoint, a mock, or an AWS service
+    through mapping templates (``HTTP``, ``HTTP_PROXY``, ``MOCK``, ``AWS``); the local stack
+    reproduces only Lambda proxy integrations, so the others stop the start-up with a
+    sentence naming the route, rather than a route that silently does nothing.
+    """
+    kind = str(integration.properties.get("IntegrationType", ""))
+    where = f"{route.logical_id} (route {key!r})"
+    if kind != "AWS_PROXY":
+        raise TemplateError(
+            f"{where} uses integration {integration.logical_id} of type {kind or 'unset'}, which the local "
+            "stack cannot run; make it IntegrationType: AWS_PROXY with a Lambda function of this template."
+        )
+    target = _target_function(integration, "IntegrationUri", functions)
+    if target is None:
+        raise TemplateError(
+            f"{where}: integration {integration.logical_id} does not point at a function of this template; "
+            "set its IntegrationUri to !Sub arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/"
+            "2015-03-31/functions/${YourFunction.Arn}/invocations."
+        )
+    return target
 
 
 def _require_function(res: Resource, key: str, functions: dict[str, Function]) -> str:
@@ -276,15 +314,28 @@ def _require_function(res: Resource, key: str, functions: dict[str, Function]) -
 
 
 def _attribute(rtype: str, logical_id: str, attr: str, ref: str, region: str) -> str:
-    """What ``Fn::GetAtt`` gives locally, for the attributes function environments use."""
+    """What ``Fn::GetAtt`` gives locally for attributes derived from the resource's name.
+
+    Attributes known only once the stack runs (a table's stream ARN, an API's endpoint) are
+    passed to :func:`resolve` in ``refs`` instead, under ``"<LogicalId>.<Attribute>"``.
+    """
     arn_by_type = {
         "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{ref}",
         "AWS::Cognito::UserPool": f"arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{ref}",
         "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ref}",
         "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{ref}",
+        "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT_ID}:role/{ref}",
+    }
+    # Attributes that are the resource's own id, which is also what Ref gives.
+    same_as_ref = {
+        "AWS::Cognito::UserPool": ("UserPoolId",),
+        "AWS::Cognito::UserPoolClient": ("ClientId",),
+        "AWS::ApiGatewayV2::Api": ("ApiId",),
     }
     if attr == "Arn" and rtype in arn_by_type:
         return arn_by_type[rtype]
+    if attr in same_as_ref.get(rtype, ()):
+        return ref
     if rtype == "AWS::Cognito::UserPool" and attr in ("ProviderURL", "ProviderName"):
         return f"cognito-idp.{region}.amazonaws.com/{ref}"
     raise TemplateError(f"Fn::GetAtt {logical_id}.{attr} is not supported by the local stack.")
@@ -302,7 +353,9 @@ def resolve(
 
     Args:
         value: a property value as read from the template.
-        refs: what ``Ref`` returns for each created resource (table name, pool id, ...).
+        refs: what ``Ref`` returns for each created resource (table name, pool id, ...);
+            keys of the form ``"<LogicalId>.<Attribute>"`` give ``Fn::GetAtt`` values known
+            only at run time (a table's ``StreamArn``, an API's ``ApiEndpoint``).
         parameters: template parameter values.
         region: the value of ``AWS::Region``.
         resources: the template's resources, for ``Fn::GetAtt`` ARNs.
@@ -320,8 +373,9 @@ def resolve(
     names = {**pseudo, **parameters, **refs}
 
     def get_att(logical_id: str, attr: str) -> str:
+        known = refs.get(f"{logical_id}.{attr}")
         rtype = resources[logical_id].type if resources and logical_id in resources else ""
-        return _attribute(rtype, logical_id, attr, str(names.get(logical_id, logical_id)), region)
+        return known or _attribute(rtype, logical_id, attr, str(names.get(logical_id, logical_id)), region)
 
     def lookup(name: str, local: Mapping[str, Any]) -> str:
         if name in local:
@@ -347,7 +401,8 @@ def resolve(
             return get_att(logical_id, attr)
         if key == "Fn::Sub":
             text, local = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
-            return _SUB_VAR.sub(lambda m: lookup(m.group(1), local), text)
+            # "${!Name}" is CloudFormation's escape for a literal "${Name}".
+            return _SUB_VAR.sub(lambda m: lookup(m.group(1), local), text).replace("${!", "${")
         if key == "Fn::Join":
             sep, items = arg
             return sep.join(str(item) for item in walk(items))

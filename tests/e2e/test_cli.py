@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,104 @@ def test_invoke_names_the_known_functions_when_given_an_unknown_one():
     assert result.returncode == 2
     assert "SendMessageFunction" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def _json_lines(output: list[str]) -> list[dict]:
+    lines = []
+    for line in output:
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def test_up_serves_every_api_stage_and_logs_json_lines(tmp_path):
+    from websockets.sync.client import connect
+
+    state_file = tmp_path / "stack.json"
+    proc = start_stack(state_file, "--template", str(FIXTURES / "raw_two_apis" / "template.yaml"),
+                       "--log-format", "json")
+    try:
+        state = json.loads(state_file.read_text())
+        assert [(a["api"], a["stage"]) for a in state["apis"]] == [
+            ("PublicApi", "dev"), ("PublicApi", "prod"), ("AdminApi", "live")]
+        assert state["websocket_url"] == state["apis"][0]["websocket_url"]
+        with connect(state["apis"][1]["websocket_url"], open_timeout=10) as ws:
+            ws.send(json.dumps({"action": "whoami"}))
+            assert json.loads(ws.recv(timeout=10))["stage"] == "prod"
+    finally:
+        assert proc.stop() == 0
+
+    lines = _json_lines(proc.output)
+    assert lines and all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    [invocation] = [line for line in lines if line["logger"] == "wsstack.runtime" and "function" in line]
+    assert invocation["function"] == "WhoAmIFunction"
+    assert invocation["cold_start"] is True and invocation["duration_ms"] > 0 and invocation["request_id"]
+    [own] = [line for line in lines if line["logger"] == "wsstack.fn.WhoAmIFunction"]
+    assert (own["message"], own["log"]["stage"], own["request_id"]) == ("whoami", "prod", invocation["request_id"])
+    routed = [line for line in lines if line.get("event") == "message"]
+    assert routed[0]["route_key"] == "whoami" and routed[0]["stage"] == "prod" and routed[0]["status"] == 200
+
+
+def test_invoke_takes_an_event_file_and_env_vars_in_sam_format(tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"requestContext": {"routeKey": "whoami", "stage": "dev", "apiId": "x"}}))
+    env_vars = tmp_path / "env.json"
+    env_vars.write_text(json.dumps({
+        "Parameters": {"PROD_STAGE": "from-parameters", "UNDECLARED": "ignored"},
+        "WhoAmIFunction": {"ROLE_ARN": "from-function-scope"},
+    }))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "wsstack.cli", "invoke", "WhoAmIFunction", "-t",
+         str(FIXTURES / "raw_two_apis" / "template.yaml"), "-e", str(event), "--env-vars", str(env_vars)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    env = json.loads(json.loads(result.stdout)["body"])["env"]
+    assert env["PROD_STAGE"] == "from-parameters"
+    assert env["ROLE_ARN"] == "from-function-scope"
+    assert env["ADMIN_URL"].startswith("ws://127.0.0.1:")  # the template's own value, localised
+
+
+def test_a_template_with_an_http_integration_is_refused_in_one_sentence(tmp_path):
+    template = (FIXTURES / "raw_two_apis" / "template.yaml").read_text()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "whoami.py").write_text((FIXTURES / "raw_two_apis" / "src" / "whoami.py").read_text())
+    broken = template.replace(
+        "      ApiId: !Ref PublicApi\n      IntegrationType: AWS_PROXY",
+        "      ApiId: !Ref PublicApi\n      IntegrationType: HTTP_PROXY", 1,
+    )
+    assert broken != template
+    (tmp_path / "template.yaml").write_text(broken)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "wsstack.cli", "up", "-t", str(tmp_path / "template.yaml"), "--port", "0",
+         "--management-port", "0", "--emulator-port", "0", "--state-file", str(tmp_path / "state.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "wsstack: WhoAmIRoute (route 'whoami') uses integration WhoAmIIntegration of type HTTP_PROXY, which the "
+        "local stack cannot run; make it IntegrationType: AWS_PROXY with a Lambda function of this template."
+    )
+
+
+@pytest.mark.parametrize("command", ["up", "invoke"])
+def test_help_explains_every_option(command):
+    # A wide terminal, so that argparse does not wrap a help text across the checked words.
+    result = subprocess.run([sys.executable, "-m", "wsstack.cli", command, "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+
+    assert result.returncode == 0
+    assert "--log-format {text,json}" in result.stdout
+    assert "examples:" in result.stdout
+    if command == "up":
+        for flag, aws in [("--idle-timeout", "600"), ("--max-connection-duration", "7200"),
+                          ("--integration-timeout", "29"), ("--max-frame-bytes", "32768"),
+                          ("--max-message-bytes", "131072")]:
+            assert flag in result.stdout and f"(AWS: {aws})" in result.stdout

@@ -43,6 +43,7 @@ __all__ = [
     "build_message_event",
     "client_close_details",
     "connect_status",
+    "connect_subprotocol",
     "default_api_id",
     "error_frame",
     "format_iso8601",
@@ -769,6 +770,39 @@ def connect_status(result: InvocationResult) -> int:
     if not 100 <= status <= 599:
         return 502
     return 200 if 200 <= status < 300 else status
+
+
+_SUBPROTOCOL_HEADER = "sec-websocket-protocol"
+
+
+def connect_subprotocol(result: InvocationResult) -> str | None:
+    """The ``Sec-WebSocket-Protocol`` a ``$connect`` integration chose, if any.
+
+    API Gateway does not negotiate subprotocols itself: the 101 response carries the header
+    only when the ``$connect`` Lambda returns it in its response ``headers`` (or
+    ``multiValueHeaders``), whatever the client offered. A client that offered subprotocols
+    and gets none back is then free to fail the connection, as browsers do.
+    """
+    payload = result.payload if result.ok else None
+    if not isinstance(payload, dict):
+        return None
+    value = _response_header(payload.get("headers"), _SUBPROTOCOL_HEADER)
+    if isinstance(value, str) and value:
+        return value
+    values = _response_header(payload.get("multiValueHeaders"), _SUBPROTOCOL_HEADER)
+    if isinstance(values, list) and values:
+        return ", ".join(str(v) for v in values)
+    return None
+
+
+def _response_header(headers: Any, lowercase_name: str) -> Any:
+    # Header names are case-insensitive; with the name repeated in other cases, the last wins.
+    found = None
+    if isinstance(headers, dict):
+        for key, value in headers.items():
+            if str(key).lower() == lowercase_name:
+                found = value
+    return found
 
 
 def error_frame(message: str, connection_id: str, request_id: str) -> str:

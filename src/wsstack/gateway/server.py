@@ -40,6 +40,7 @@ from wsstack.gateway.core import (
     build_message_event,
     client_close_details,
     connect_status,
+    connect_subprotocol,
     default_api_id,
     error_frame,
     interpret_authorizer_result,
@@ -248,32 +249,36 @@ class Gateway:
             source_ip=handshake.source_ip,
             user_agent=handshake.user_agent,
         )
-        status, detail = await self._authorize_and_connect(handshake, record, request_id)
+        status, detail, subprotocol = await self._authorize_and_connect(handshake, record, request_id)
         self._log_connect(record.connection_id, request_id, status if status != 200 else 101, started, detail)
         if status != 200:
             return _json_response(status, _refusal_message(status))
         self._accepted[socket] = record
-        return None
+        if subprotocol is not None:
+            # Only the $connect integration chooses a subprotocol (see connect_subprotocol).
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+        return response
 
     async def _authorize_and_connect(
         self, handshake: HandshakeRequest, record: Connection, request_id: str
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str, str | None]:
+        """``(status, detail for the log, subprotocol)``: 200 lets the connection in."""
         route = self.api.routes.get(CONNECT_ROUTE)
         if route is None:
-            return 200, "no $connect route"  # $connect is optional
+            return 200, "no $connect route", None  # $connect is optional
         if route.authorization_type == "CUSTOM" and route.authorizer is not None:
             status, detail = await self._authorize(route, handshake, record, request_id)
             if status != 200:
-                return status, detail
+                return status, detail, None
         if route.function is None:
-            return 200, ""
+            return 200, "", None
         event = build_connect_event(self.context, handshake, record, request_id=request_id)
         outcome = await self._call(route.function, event)
         if outcome is _TIMED_OUT:
-            return 504, "$connect integration timed out"
+            return 504, "$connect integration timed out", None
         assert isinstance(outcome, InvocationResult)
         status = connect_status(outcome)
-        return status, "" if outcome.ok else "$connect integration failed"
+        return status, "" if outcome.ok else "$connect integration failed", connect_subprotocol(outcome)
 
     async def _authorize(
         self, route: Route, handshake: HandshakeRequest, record: Connection, request_id: str
@@ -405,16 +410,8 @@ class Gateway:
                 status = 504
             elif isinstance(outcome, InvocationResult) and not outcome.ok:
                 status = 500
-        logger.info(
-            "disconnect connectionId=%s routeKey=%s requestId=%s status=%d closeCode=%d closeReason=%r durationMs=%.1f",
-            record.connection_id,
-            DISCONNECT_ROUTE,
-            request_id,
-            status,
-            code,
-            reason,
-            (time.monotonic() - started) * 1000,
-        )
+        self._log("disconnect", record.connection_id, DISCONNECT_ROUTE, request_id, status, started,
+                  close_code=code, close_reason=reason)
 
     @staticmethod
     async def _send(live: _Live, text: str) -> bool:
@@ -490,32 +487,48 @@ class Gateway:
         return True
 
     # ------------------------------------------------------------------- logging
+    #
+    # One line per connect, message and disconnect, like API Gateway's access log; the same
+    # facts ride on the record as attributes for structured (JSON) output.
 
-    @staticmethod
-    def _log_connect(connection_id: str, request_id: str, status: int, started: float, detail: str) -> None:
+    def _log(self, kind: str, connection_id: str, route_key: str, request_id: str, status: int,
+             started: float, detail: str = "", **fields: Any) -> None:
+        duration = (time.monotonic() - started) * 1000
+        # The text line spells names like the access log's fields (closeCode), records like Python.
+        extras = "".join(
+            f" {_camel(name)}={value!r}" if isinstance(value, str) else f" {_camel(name)}={value}"
+            for name, value in fields.items()
+        )
         logger.info(
-            "connect connectionId=%s routeKey=%s requestId=%s status=%d durationMs=%.1f%s",
-            connection_id,
-            CONNECT_ROUTE,
-            request_id,
-            status,
-            (time.monotonic() - started) * 1000,
+            "%s connectionId=%s routeKey=%s requestId=%s status=%d%s durationMs=%.1f%s",
+            kind, connection_id, route_key, request_id, status, extras, duration,
             f" detail={detail!r}" if detail else "",
+            extra={
+                "event": kind,
+                "api": self.api.logical_id,
+                "stage": self.stage,
+                "connection_id": connection_id,
+                "route_key": route_key,
+                "request_id": request_id,
+                "status": status,
+                "duration_ms": round(duration, 3),
+                **({"detail": detail} if detail else {}),
+                **fields,
+            },
         )
 
-    @staticmethod
+    def _log_connect(self, connection_id: str, request_id: str, status: int, started: float, detail: str) -> None:
+        self._log("connect", connection_id, CONNECT_ROUTE, request_id, status, started, detail)
+
     def _log_route(
-        connection_id: str, route_key: str, request_id: str, status: int, started: float, detail: str
+        self, connection_id: str, route_key: str, request_id: str, status: int, started: float, detail: str
     ) -> None:
-        logger.info(
-            "message connectionId=%s routeKey=%s requestId=%s status=%d durationMs=%.1f%s",
-            connection_id,
-            route_key,
-            request_id,
-            status,
-            (time.monotonic() - started) * 1000,
-            f" detail={detail!r}" if detail else "",
-        )
+        self._log("message", connection_id, route_key, request_id, status, started, detail)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def _refusal_message(status: int) -> str | None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -108,5 +109,9 @@ def test_function_output_and_one_line_per_invocation_are_logged(run_runtime, fun
     [report] = [r for r in records.records if r.name == "wsstack.runtime" and result.request_id in r.getMessage()]
     assert report.levelno == logging.INFO
     assert report.getMessage().startswith(f"Logs {result.request_id} ")
-    assert report.getMessage().endswith(" ms cold ok")
+    assert re.search(r" ms cold \(init \d+\.\d ms\) ok$", report.getMessage())
     assert report.ok is True and report.cold_start is True
+    assert report.function == "Logs" and report.request_id == result.request_id
+    assert report.init_ms > 0
+    # The function's own line names its function and the invocation it belongs to.
+    assert line.function == "Logs" and line.request_id == result.request_id

@@ -15,25 +15,36 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def created(monkeypatch):
+def app():
+    return load_app(ROOT / "template.yaml", {"NameSuffix": "AlexHo"})
+
+
+@pytest.fixture
+def created(monkeypatch, app):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
-        app = load_app(ROOT / "template.yaml", {"NameSuffix": "AlexHo"})
         yield create_resources(app)
 
 
-def test_tables_have_the_template_keys_indexes_and_ttl(created):
+def test_tables_have_the_template_names_keys_indexes_and_ttl(created, app):
+    # Compared with the template's own declarations, so the test follows the template as it grows.
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    tables = app.of_type("AWS::DynamoDB::Table")
     assert created["ConnectionsTable"] == "Connections_AlexHo"
     assert created["MessagesTable"] == "Messages_AlexHo"
-    messages = dynamodb.describe_table(TableName="Messages_AlexHo")["Table"]
-    assert messages["KeySchema"] == [{"AttributeName": "messageId", "KeyType": "HASH"}]
-    assert {i["IndexName"] for i in messages["GlobalSecondaryIndexes"]} == {"ConversationIndex", "PendingIndex"}
-    connections = dynamodb.describe_table(TableName="Connections_AlexHo")["Table"]
-    assert [i["IndexName"] for i in connections["GlobalSecondaryIndexes"]] == ["UserIdIndex"]
-    ttl = dynamodb.describe_time_to_live(TableName="Connections_AlexHo")["TimeToLiveDescription"]
-    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+    for table in tables:
+        declared = table.properties
+        described = dynamodb.describe_table(TableName=created[table.logical_id])["Table"]
+        assert described["KeySchema"] == declared["KeySchema"], table.logical_id
+        indexes = {i["IndexName"]: i["KeySchema"] for i in described.get("GlobalSecondaryIndexes", [])}
+        assert indexes == {i["IndexName"]: i["KeySchema"] for i in declared.get("GlobalSecondaryIndexes", [])}
+        ttl = dynamodb.describe_time_to_live(TableName=created[table.logical_id])["TimeToLiveDescription"]
+        if declared.get("TimeToLiveSpecification", {}).get("Enabled"):
+            assert ttl == {"TimeToLiveStatus": "ENABLED",
+                           "AttributeName": declared["TimeToLiveSpecification"]["AttributeName"]}
+        else:
+            assert ttl["TimeToLiveStatus"] == "DISABLED"
 
 
 def test_user_pool_client_allows_password_and_srp_without_secret(created):

@@ -1,0 +1,95 @@
+"""Log output of the local stack: readable lines for people, JSON lines for machines.
+
+Every component logs under ``wsstack``: ``wsstack.gateway`` one line per connect, message and
+disconnect; ``wsstack.runtime`` one line per invocation (function, request id, duration,
+cold or warm); ``wsstack.fn.<LogicalId>`` each line a function printed, Powertools' JSON
+included. The facts of each line also ride on the record as attributes (``function``,
+``request_id``, ``duration_ms``, ``cold_start``...), which :class:`JsonFormatter` writes out
+as fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+__all__ = ["FORMATS", "JsonFormatter", "configure_logging"]
+
+FORMATS = ("text", "json")
+
+#: Attributes every LogRecord has; anything else on a record was passed as ``extra``.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+#: Library loggers kept at WARNING: our own lines say what matters.
+_NOISY = ("botocore", "urllib3", "websockets", "aiohttp.access")
+_FUNCTION_LOGGER = "wsstack.fn."
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``message`` and the record's fields.
+
+    A function's own line that is itself a JSON object (Powertools Logger writes those) is
+    not nested as a string: its ``message`` and ``level`` become the line's, and the whole
+    object is kept under ``log``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        if record.name.startswith(_FUNCTION_LOGGER):
+            _merge_function_json(entry)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _merge_function_json(entry: dict[str, Any]) -> None:
+    text = entry["message"]
+    if not text.startswith("{"):
+        return
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(parsed, dict):
+        return
+    entry["log"] = parsed
+    if isinstance(parsed.get("message"), str):
+        entry["message"] = parsed["message"]
+    if isinstance(parsed.get("level"), str):
+        entry["level"] = parsed["level"].upper()
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Send the stack's logs to ``stream`` (stderr by default) as text or JSON lines.
+
+    Args:
+        level: the least level shown (DEBUG, INFO, WARNING, ERROR).
+        fmt: ``"text"`` (``12:00:01 INFO  wsstack.runtime: ...``) or ``"json"``.
+        stream: where lines go.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        )
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING)
