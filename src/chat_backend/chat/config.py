@@ -25,13 +25,37 @@ import boto3
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chat.adapters.cognito import CognitoJwtVerifier, SigningKeys, jwks_client
+from chat.adapters.cognito import CognitoJwtVerifier, CognitoUserDirectory, SigningKeys, jwks_client
 from chat.adapters.connections_api import ConnectionsApiNotifier, connections_endpoint
-from chat.adapters.dynamodb import DynamoConnectionStore, DynamoMessageStore
-from chat.domain.ports import Clock, ConnectionStore, MessageStore, Notifier, TokenVerifier
-from chat.domain.services import AuthService, ConnectionService, MessagingService
+from chat.adapters.dynamodb import DynamoConnectionStore, DynamoConversationStore, DynamoMessageStore
+from chat.domain.ports import (
+    Clock,
+    ConnectionStore,
+    ConversationStore,
+    MessageStore,
+    Notifier,
+    TokenVerifier,
+    UserDirectory,
+)
+from chat.domain.services import (
+    AuthService,
+    ConnectionService,
+    ConversationService,
+    DirectoryService,
+    FrameLimiter,
+    MessagingService,
+    PingService,
+)
 
-__all__ = ["AuthSettings", "Container", "StoreSettings", "get_container", "override", "set_container"]
+__all__ = [
+    "AuthSettings",
+    "Container",
+    "DirectorySettings",
+    "StoreSettings",
+    "get_container",
+    "override",
+    "set_container",
+]
 
 # Lambda's own timeout is 10 s: fail a stuck call early enough to answer the client.
 _BOTO_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
@@ -51,7 +75,9 @@ class StoreSettings(_EnvSettings):
     """What the connection and message functions read from their environment."""
 
     connections_table: str = Field(alias="CONNECTIONS_TABLE")
+    user_connections_table: str = Field(alias="USER_CONNECTIONS_TABLE")
     messages_table: str = Field(alias="MESSAGES_TABLE")
+    conversations_table: str = Field(alias="CONVERSATIONS_TABLE")
     #: Overrides the ``@connections`` endpoint otherwise built from each event.
     connections_endpoint_url: str | None = Field(default=None, alias="CONNECTIONS_ENDPOINT_URL")
 
@@ -70,6 +96,12 @@ class AuthSettings(_EnvSettings):
         return self.jwks_url or f"{self.cognito_issuer.rstrip('/')}/.well-known/jwks.json"
 
 
+class DirectorySettings(_EnvSettings):
+    """What the functions that look users up read from their environment."""
+
+    user_pool_id: str = Field(alias="USER_POOL_ID")
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -85,6 +117,8 @@ class Container:
         environ: where settings come from; ``os.environ`` by default.
         connections: the connection store.
         messages: the message store.
+        conversations: the conversation store.
+        directory: the user directory.
         notifier: used for every ``@connections`` endpoint (tests record posts with it).
         verifier: the token verifier.
         signing_keys: the JWKS source for the default verifier (e.g. a JWKS in hand).
@@ -97,6 +131,8 @@ class Container:
         environ: Mapping[str, str] | None = None,
         connections: ConnectionStore | None = None,
         messages: MessageStore | None = None,
+        conversations: ConversationStore | None = None,
+        directory: UserDirectory | None = None,
         notifier: Notifier | None = None,
         verifier: TokenVerifier | None = None,
         signing_keys: SigningKeys | None = None,
@@ -105,6 +141,8 @@ class Container:
         self._environ = os.environ if environ is None else environ
         self._connections = connections
         self._messages = messages
+        self._conversations = conversations
+        self._directory = directory
         self._notifier = notifier
         self._verifier = verifier
         self._signing_keys = signing_keys
@@ -121,6 +159,10 @@ class Container:
     def auth_settings(self) -> AuthSettings:
         return AuthSettings.model_validate(dict(self._environ))
 
+    @cached_property
+    def directory_settings(self) -> DirectorySettings:
+        return DirectorySettings.model_validate(dict(self._environ))
+
     # ------------------------------------------------------------------ adapters
 
     @cached_property
@@ -131,17 +173,41 @@ class Container:
     def _dynamodb(self) -> Any:
         return self._session.resource("dynamodb", config=_BOTO_CONFIG)
 
+    def _table(self, name: str) -> Any:
+        return self._dynamodb.Table(name)
+
     @cached_property
     def connections(self) -> ConnectionStore:
         if self._connections is not None:
             return self._connections
-        return DynamoConnectionStore(self._dynamodb.Table(self.store_settings.connections_table))
+        settings = self.store_settings
+        return DynamoConnectionStore(
+            self._table(settings.connections_table), self._table(settings.user_connections_table)
+        )
 
     @cached_property
     def messages(self) -> MessageStore:
         if self._messages is not None:
             return self._messages
-        return DynamoMessageStore(self._dynamodb.Table(self.store_settings.messages_table))
+        settings = self.store_settings
+        return DynamoMessageStore(
+            self._table(settings.messages_table),
+            self._table(settings.conversations_table),
+            self._table(settings.connections_table),
+        )
+
+    @cached_property
+    def conversations(self) -> ConversationStore:
+        if self._conversations is not None:
+            return self._conversations
+        return DynamoConversationStore(self._table(self.store_settings.conversations_table))
+
+    @cached_property
+    def directory(self) -> UserDirectory:
+        if self._directory is not None:
+            return self._directory
+        client = self._session.client("cognito-idp", config=_BOTO_CONFIG)
+        return CognitoUserDirectory(client, self.directory_settings.user_pool_id)
 
     @cached_property
     def verifier(self) -> TokenVerifier:
@@ -175,10 +241,32 @@ class Container:
     def connection_service(self) -> ConnectionService:
         return ConnectionService(self.connections, self.clock)
 
+    def frame_limiter(self) -> FrameLimiter:
+        return FrameLimiter(self.connections, self.clock)
+
     def messaging_service(self, notifier: Notifier) -> MessagingService:
         return MessagingService(
-            messages=self.messages, connections=self.connections, notifier=notifier, clock=self.clock
+            messages=self.messages,
+            connections=self.connections,
+            notifier=notifier,
+            clock=self.clock,
+            limiter=self.frame_limiter(),
         )
+
+    def conversation_service(self, notifier: Notifier) -> ConversationService:
+        return ConversationService(
+            conversations=self.conversations,
+            messages=self.messages,
+            directory=self.directory,
+            connections=self.connections,
+            notifier=notifier,
+        )
+
+    def directory_service(self, notifier: Notifier) -> DirectoryService:
+        return DirectoryService(directory=self.directory, connections=self.connections, notifier=notifier)
+
+    def ping_service(self) -> PingService:
+        return PingService(self.clock)
 
 
 _current: Container | None = None

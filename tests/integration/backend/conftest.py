@@ -82,7 +82,10 @@ def environ(aws: dict[str, str]) -> dict[str, str]:
     """What the template gives the message functions, with moto's names."""
     return {
         "CONNECTIONS_TABLE": aws["ConnectionsTable"],
+        "USER_CONNECTIONS_TABLE": aws["UserConnectionsTable"],
         "MESSAGES_TABLE": aws["MessagesTable"],
+        "CONVERSATIONS_TABLE": aws["ConversationsTable"],
+        "USER_POOL_ID": aws["UserPool"],
         "CONNECTIONS_ENDPOINT_URL": "",
     }
 
@@ -100,7 +103,9 @@ def tables(aws: dict[str, str]) -> Any:
 
     class Tables:
         connections = dynamodb.Table(aws["ConnectionsTable"])
+        user_connections = dynamodb.Table(aws["UserConnectionsTable"])
         messages = dynamodb.Table(aws["MessagesTable"])
+        conversations = dynamodb.Table(aws["ConversationsTable"])
 
     return Tables
 

@@ -52,6 +52,11 @@ def _all(table) -> list[dict]:
     return table.scan(ConsistentRead=True)["Items"]
 
 
+def _connection_rows(tables) -> list[dict]:
+    """Rows of open connections (the table also holds rate-limit counters)."""
+    return [row for row in _all(tables.connections) if "userId" in row]
+
+
 def test_connect_stores_the_user_and_a_ttl_a_day_ahead(online, tables, clock, alice):
     connected_at = clock.now
 
@@ -64,6 +69,7 @@ def test_connect_stores_the_user_and_a_ttl_a_day_ahead(online, tables, clock, al
     # A number (DynamoDB TTL ignores strings) in epoch seconds.
     assert isinstance(row["ttl"], Decimal)
     assert row["ttl"] == int(connected_at.timestamp()) + 24 * 3600
+    assert tables.user_connections.get_item(Key={"userId": alice.user_id})["Item"]["connectionIds"] == {"A1"}
 
 
 def test_disconnect_deletes_the_connection(online, backend, tables, ws_event, lambda_context, alice):
@@ -73,6 +79,18 @@ def test_disconnect_deletes_the_connection(online, backend, tables, ws_event, la
     disconnect.lambda_handler(ws_event("disconnect", connection_id="A1", user=alice), lambda_context)
 
     assert [row["connectionId"] for row in _all(tables.connections)] == ["A2"]
+    assert tables.user_connections.get_item(Key={"userId": alice.user_id})["Item"]["connectionIds"] == {"A2"}
+
+
+def test_a_disconnect_without_identity_finds_the_user_from_the_row(
+    online, backend, tables, ws_event, lambda_context, alice
+):
+    online(alice, "A1")
+    online(alice, "A2")
+
+    disconnect.lambda_handler(ws_event("disconnect", connection_id="A1", user=None), lambda_context)
+
+    assert tables.user_connections.get_item(Key={"userId": alice.user_id})["Item"]["connectionIds"] == {"A2"}
 
 
 def test_message_to_an_online_recipient_is_stored_pushed_and_marked_delivered(
@@ -95,6 +113,8 @@ def test_message_to_an_online_recipient_is_stored_pushed_and_marked_delivered(
         "status": "delivered",
         "isDeleted": False,
         "replyToMessageId": None,
+        # Unread until bob marks it read (UnreadIndex).
+        "unreadFor": f"{bob.user_id}#conv-ab",
     }
     assert notifier.frames_for("B1", "message")[0]["message"]["messageId"] == "m-1"
     assert [f["type"] for f in notifier.frames_for("A1")] == ["ack", "status"]
@@ -200,7 +220,8 @@ def test_a_stale_recipient_connection_is_deleted_from_the_table_and_no_other(
 
     send(alice, "A1", recipient=bob)
 
-    assert sorted(row["connectionId"] for row in _all(tables.connections)) == ["A1", "B-live"]
+    assert sorted(row["connectionId"] for row in _connection_rows(tables)) == ["A1", "B-live"]
+    assert tables.user_connections.get_item(Key={"userId": bob.user_id})["Item"]["connectionIds"] == {"B-live"}
     assert _all(tables.messages)[0]["status"] == "delivered"
 
 
@@ -211,4 +232,7 @@ def test_unknown_action_is_answered_on_the_callers_connection(backend, notifier,
 
     assert result == {"statusCode": 400}
     [error] = notifier.frames_for("A1")
-    assert error["message"] == "Unknown action 'typing'. Known actions: sendMessage, syncMessages."
+    assert error["message"] == (
+        "Unknown action 'typing'. Known actions: sendMessage, syncMessages, markRead, listConversations, "
+        "findUsers, deleteMessage, ping."
+    )

@@ -15,16 +15,30 @@ from typing import Any
 
 import pytest
 
-from chat.adapters.memory import InMemoryConnectionStore, InMemoryMessageStore, RecordingNotifier
+from chat.adapters.memory import (
+    InMemoryConnectionStore,
+    InMemoryConversationStore,
+    InMemoryMessageStore,
+    InMemoryUserDirectory,
+    RecordingNotifier,
+)
 from chat.config import Container, override
-from chat.domain.models import Caller, Identity
-from chat.domain.services import ConnectionService, MessagingService
+from chat.domain.models import Caller, Identity, UserProfile
+from chat.domain.services import ConnectionService, ConversationService, DirectoryService, MessagingService
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 
 ALICE = Identity(user_id="0b6c2d0e-alice", user_name="Alice")
 BOB = Identity(user_id="5f1e8a3c-bob", user_name="Bob")
 CAROL = Identity(user_id="9a7d4b2f-carol", user_name="Carol")
+#: What the template gives the message functions (the names are never used by the fakes).
+ENVIRON = {
+    "CONNECTIONS_TABLE": "Connections_unit",
+    "USER_CONNECTIONS_TABLE": "UserConnections_unit",
+    "MESSAGES_TABLE": "Messages_unit",
+    "CONVERSATIONS_TABLE": "Conversations_unit",
+    "USER_POOL_ID": "us-east-1_unit",
+}
 
 
 class TickingClock:
@@ -101,8 +115,23 @@ def connections() -> InMemoryConnectionStore:
 
 
 @pytest.fixture
-def messages() -> InMemoryMessageStore:
-    return InMemoryMessageStore()
+def messages(connections) -> InMemoryMessageStore:
+    return InMemoryMessageStore(connections)
+
+
+@pytest.fixture
+def conversations(messages) -> InMemoryConversationStore:
+    return InMemoryConversationStore(messages)
+
+
+@pytest.fixture
+def directory() -> InMemoryUserDirectory:
+    """The pool holds Alice, Bob and Carol (with usernames and emails)."""
+    pool = InMemoryUserDirectory()
+    for user in (ALICE, BOB, CAROL):
+        username = user.user_name.lower()
+        pool.add(UserProfile(user.user_id, user.user_name, username), f"{username}@example.com")
+    return pool
 
 
 @pytest.fixture
@@ -128,8 +157,27 @@ def messaging(messages, connections, notifier, clock) -> MessagingService:
 
 
 @pytest.fixture
-def backend(messages, connections, notifier, clock) -> Iterator[Container]:
+def listing(conversations, messages, directory, connections, notifier) -> ConversationService:
+    return ConversationService(
+        conversations=conversations, messages=messages, directory=directory, connections=connections, notifier=notifier
+    )
+
+
+@pytest.fixture
+def finder(directory, connections, notifier) -> DirectoryService:
+    return DirectoryService(directory=directory, connections=connections, notifier=notifier)
+
+
+@pytest.fixture
+def backend(messages, connections, conversations, directory, notifier, clock) -> Iterator[Container]:
     """Handlers see the fakes (and table names that are never used)."""
-    environ = {"CONNECTIONS_TABLE": "Connections_unit", "MESSAGES_TABLE": "Messages_unit"}
-    with override(environ=environ, connections=connections, messages=messages, notifier=notifier, clock=clock) as c:
-        yield c
+    with override(
+        environ=ENVIRON,
+        connections=connections,
+        messages=messages,
+        conversations=conversations,
+        directory=directory,
+        notifier=notifier,
+        clock=clock,
+    ) as container:
+        yield container

@@ -16,11 +16,28 @@ from aws_lambda_powertools.utilities.parser.models.apigw_websocket import (
     APIGatewayWebSocketConnectEventRequestContext,
 )
 
-from chat.domain.models import KNOWN_ACTIONS, SendMessageRequest, SyncMessagesRequest
+from chat.domain.models import (
+    KNOWN_ACTIONS,
+    DeleteMessageRequest,
+    FindUsersRequest,
+    ListConversationsRequest,
+    MarkReadRequest,
+    SendMessageRequest,
+    SyncMessagesRequest,
+)
 from chat.domain.protocol import parse_frame
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
-MESSAGE_EVENTS = {"send_message": "sendMessage", "sync_messages": "syncMessages", "default": "$default"}
+MESSAGE_EVENTS = {
+    "send_message": "sendMessage",
+    "sync_messages": "syncMessages",
+    "mark_read": "markRead",
+    "list_conversations": "listConversations",
+    "find_users": "findUsers",
+    "delete_message": "deleteMessage",
+    "ping": "ping",
+    "default": "$default",
+}
 
 
 def _load(name: str) -> dict:
@@ -28,9 +45,7 @@ def _load(name: str) -> dict:
 
 
 def test_there_is_one_sample_event_per_function():
-    assert {p.stem for p in EVENTS.glob("*.json")} == {
-        "authorizer", "connect", "disconnect", "send_message", "sync_messages", "default",
-    }
+    assert {p.stem for p in EVENTS.glob("*.json")} == {"authorizer", "connect", "disconnect", *MESSAGE_EVENTS}
 
 
 def test_authorizer_event_is_a_websocket_request_authorizer_event_with_a_token():
@@ -81,11 +96,25 @@ def test_message_events_match_the_powertools_model(name, route_key):
 def test_message_event_bodies_are_valid_frames_for_their_routes():
     send = parse_frame(SendMessageRequest, _load("send_message")["body"])
     sync = parse_frame(SyncMessagesRequest, _load("sync_messages")["body"])
+    mark = parse_frame(MarkReadRequest, _load("mark_read")["body"])
+    listing = parse_frame(ListConversationsRequest, _load("list_conversations")["body"])
+    find = parse_frame(FindUsersRequest, _load("find_users")["body"])
+    delete = parse_frame(DeleteMessageRequest, _load("delete_message")["body"])
     default_action = json.loads(_load("default")["body"])["action"]
 
     assert send.recipient_id != _load("send_message")["requestContext"]["authorizer"]["userId"]
     assert sync.limit == 50
+    assert mark.conversation_id == send.conversation_id and mark.up_to
+    assert listing.limit == 20
+    assert find.query == "Bo"
+    assert delete.message_id == send.message_id
     assert default_action not in KNOWN_ACTIONS
+
+
+def test_every_known_action_has_a_sample_event_routed_by_it():
+    routed = {json.loads(_load(name)["body"])["action"] for name in MESSAGE_EVENTS if name != "default"}
+
+    assert routed == set(KNOWN_ACTIONS)
 
 
 def test_all_events_address_the_same_connection_of_the_same_api():

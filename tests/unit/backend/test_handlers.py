@@ -13,6 +13,8 @@ from chat.domain.errors import InvalidToken
 from chat.domain.models import Identity
 from chat.handlers import authorizer, connect, default, disconnect, send_message, sync_messages
 
+from .conftest import ENVIRON
+
 INTERNAL_FRAME = {"type": "error", "code": "INTERNAL", "message": "Something went wrong on our side; please retry."}
 
 
@@ -44,7 +46,8 @@ def test_unknown_action_gets_an_error_frame_naming_the_known_actions(
         {
             "type": "error",
             "code": "VALIDATION_ERROR",
-            "message": "Unknown action 'dance'. Known actions: sendMessage, syncMessages.",
+            "message": "Unknown action 'dance'. Known actions: sendMessage, syncMessages, markRead, "
+            "listConversations, findUsers, deleteMessage, ping.",
         }
     ]
 
@@ -107,7 +110,7 @@ def test_a_frame_without_authorizer_identity_is_forbidden_and_stores_nothing(
 
 
 class ExplodingStore(InMemoryMessageStore):
-    def create(self, message):
+    def create(self, message, ticket=None):
         raise RuntimeError("table Messages_prod at /var/task/secret.py exploded")
 
 
@@ -115,7 +118,7 @@ def test_an_unexpected_failure_gives_internal_without_details_and_logs_the_trace
     connections, notifier, ws_event, alice, lambda_context, caplog
 ):
     notifier.open("A1")
-    environ = {"CONNECTIONS_TABLE": "c", "MESSAGES_TABLE": "m"}
+    environ = ENVIRON
     event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body())
 
     with override(environ=environ, connections=connections, messages=ExplodingStore(), notifier=notifier):
@@ -131,7 +134,7 @@ def test_an_unexpected_failure_gives_internal_without_details_and_logs_the_trace
 def test_when_the_caller_is_gone_too_an_internal_failure_still_returns_500(
     connections, notifier, ws_event, alice, lambda_context
 ):
-    environ = {"CONNECTIONS_TABLE": "c", "MESSAGES_TABLE": "m"}
+    environ = ENVIRON
     event = ws_event("send_message", connection_id="A-closed", user=alice, body=_send_body())
 
     with override(environ=environ, connections=connections, messages=ExplodingStore(), notifier=notifier):
@@ -250,10 +253,8 @@ def test_refused_or_missing_token_is_denied_and_logged_without_the_token(token, 
 
 
 def test_connections_endpoint_comes_from_the_event_unless_configured():
-    from_event = Container(environ={"CONNECTIONS_TABLE": "c", "MESSAGES_TABLE": "m", "CONNECTIONS_ENDPOINT_URL": ""})
-    configured = Container(
-        environ={"CONNECTIONS_TABLE": "c", "MESSAGES_TABLE": "m", "CONNECTIONS_ENDPOINT_URL": "http://127.0.0.1:4510/dev"}
-    )
+    from_event = Container(environ={**ENVIRON, "CONNECTIONS_ENDPOINT_URL": ""})
+    configured = Container(environ={**ENVIRON, "CONNECTIONS_ENDPOINT_URL": "http://127.0.0.1:4510/dev"})
 
     assert from_event.connections_endpoint_for("a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "dev") == (
         "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev"

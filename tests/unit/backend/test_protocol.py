@@ -103,7 +103,10 @@ def test_unknown_action_names_the_known_ones():
     with pytest.raises(ValidationFailed) as refused:
         reject_unknown_action('{"action": "dance", "x": 1}')
 
-    assert refused.value.message == "Unknown action 'dance'. Known actions: sendMessage, syncMessages."
+    assert refused.value.message == (
+        "Unknown action 'dance'. Known actions: sendMessage, syncMessages, markRead, listConversations, "
+        "findUsers, deleteMessage, ping."
+    )
 
 
 @pytest.mark.parametrize("body", ["dance", '{"no": "action"}', '{"action": 3}', "[]", None])

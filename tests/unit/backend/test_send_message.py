@@ -233,6 +233,9 @@ def test_note_to_self_reaches_the_other_device_and_is_not_echoed_back(
 
 
 def test_reply_to_message_id_is_kept(messaging, messages, connect, alice):
-    messaging.send(connect(alice, "A1"), _request(replyToMessageId="m-0"))
+    sender = connect(alice, "A1")
+    messaging.send(sender, _request(message_id="m-0"))
+
+    messaging.send(sender, _request(replyToMessageId="m-0"))
 
     assert messages.items["m-1"].reply_to_message_id == "m-0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,6 +17,7 @@ from chat.domain.models import (
     SyncMessagesRequest,
 )
 from chat.domain.protocol import encode_cursor, encode_frame
+from chat.domain.services import MessagingService
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def send_to(messaging, connect):
         for n in range(count):
             frame = {
                 "messageId": f"{prefix}-{n:02d}",
-                "conversationId": "conv",
+                "conversationId": f"conv-{sender.user_name}-{recipient.user_name}",
                 "recipientId": recipient.user_id,
                 "content": f"{content} {n}" if content == "msg" else content,
             }
@@ -65,7 +67,7 @@ def test_sync_marks_messages_delivered_and_tells_the_online_sender(
     assert {m.status for m in messages.items.values()} == {MessageStatus.DELIVERED}
     statuses = notifier.frames_for("Alice-sending", "status")
     assert [(s["messageId"], s["status"]) for s in statuses] == [("m-00", "delivered"), ("m-01", "delivered")]
-    assert all(s["conversationId"] == "conv" for s in statuses)
+    assert all(s["conversationId"] == "conv-Alice-Bob" for s in statuses)
 
 
 def test_each_sender_hears_only_about_their_own_messages(
@@ -182,3 +184,123 @@ def test_the_cursor_is_opaque_url_safe_text(messaging, notifier, connect, send_t
     cursor = notifier.frames_for("B1", "sync")[0]["cursor"]
     assert cursor and set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert json.dumps(cursor)  # a plain JSON string for the client to hand back
+
+
+class SendsDuringTheQuery:
+    """A message store through which a send lands right after the pending query ran and
+    before the page is posted: the worst moment for a message to arrive."""
+
+    def __init__(self, inner, concurrent_send):
+        self._inner = inner
+        self._concurrent_send = concurrent_send
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def pending_for(self, user_id, limit, after=None):
+        page = self._inner.pending_for(user_id, limit, after)
+        if self._concurrent_send is not None:
+            send, self._concurrent_send = self._concurrent_send, None
+            send()
+        return page
+
+
+@pytest.mark.parametrize("reader_online", [True, False])
+def test_a_message_sent_while_a_sync_runs_is_not_missed(
+    messaging, messages, connections, notifier, clock, connect, send_to, alice, bob, reader_online
+):
+    send_to(alice, bob, 2, prefix="before")
+    reader = connect(bob, "B1")
+    if not reader_online:
+        notifier.close("B1")  # the socket is going away while it syncs
+    racing = SendsDuringTheQuery(messages, lambda: send_to(alice, bob, 1, prefix="during"))
+    syncing = MessagingService(messages=racing, connections=connections, notifier=notifier, clock=clock)
+
+    syncing.sync(reader, SyncMessagesRequest())
+
+    seen = [m["messageId"] for page in notifier.frames_for("B1", "sync") for m in page["messages"]]
+    seen += [f["message"]["messageId"] for f in notifier.frames_for("B1", "message")]
+    still_pending = [m.message_id for m in messages.pending_for(bob.user_id, 10).messages]
+    assert sorted(seen + still_pending) == ["before-00", "before-01", "during-00"]
+    if reader_online:
+        assert still_pending == []  # the racing message went out live
+    else:
+        assert still_pending == ["before-00", "before-01", "during-00"]
+
+
+def test_syncing_again_and_again_delivers_each_message_once(messaging, notifier, connect, send_to, alice, bob):
+    send_to(alice, bob, 3)
+    reader = connect(bob, "B1")
+
+    for _ in range(3):
+        _sync(messaging, reader)
+
+    delivered = [m["messageId"] for page in notifier.frames_for("B1", "sync") for m in page["messages"]]
+    assert delivered == ["m-00", "m-01", "m-02"]
+    assert len(notifier.frames_for("Alice-sending", "status")) == 3
+
+
+class SyncsDuringTheClaim:
+    """A message store that starts a second sync of the same user the moment the first
+    one claims its first message: two devices syncing at the same instant."""
+
+    def __init__(self, inner, second_sync):
+        self._inner = inner
+        self._second_sync = second_sync
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def claim(self, message_id, now, until):
+        claimed = self._inner.claim(message_id, now, until)
+        if self._second_sync is not None:
+            second, self._second_sync = self._second_sync, None
+            second()
+        return claimed
+
+
+def test_two_syncs_of_one_user_at_once_never_carry_the_same_message(
+    messaging, messages, connections, notifier, clock, connect, send_to, alice, bob
+):
+    send_to(alice, bob, 3)
+    phone, tablet = connect(bob, "B-phone"), connect(bob, "B-tablet")
+    racing = SyncsDuringTheClaim(messages, lambda: _sync(messaging, tablet))
+    first = MessagingService(messages=racing, connections=connections, notifier=notifier, clock=clock)
+
+    first.sync(phone, SyncMessagesRequest())
+
+    on_phone = [m["messageId"] for m in notifier.frames_for("B-phone", "sync")[0]["messages"]]
+    on_tablet = [m["messageId"] for m in notifier.frames_for("B-tablet", "sync")[0]["messages"]]
+    assert sorted(on_phone + on_tablet) == ["m-00", "m-01", "m-02"]
+    assert on_phone == ["m-00"]
+    assert [s["messageId"] for s in notifier.frames_for("Alice-sending", "status")] == ["m-01", "m-02", "m-00"]
+
+
+def test_a_page_that_could_not_be_delivered_gives_its_claims_back(
+    messaging, messages, notifier, connect, send_to, alice, bob
+):
+    send_to(alice, bob, 2)
+    leaving = connect(bob, "B-old")
+    notifier.close("B-old")
+    _sync(messaging, leaving)
+
+    _sync(messaging, connect(bob, "B-new"))
+
+    assert [m["messageId"] for m in notifier.frames_for("B-new", "sync")[0]["messages"]] == ["m-00", "m-01"]
+
+
+def test_a_claim_left_by_a_sync_that_died_runs_out(
+    messaging, messages, notifier, clock, connect, send_to, alice, bob
+):
+    send_to(alice, bob, 1)
+    messages.claim("m-00", "2026-01-01T12:00:00.000Z", "2026-01-01T12:00:30.000Z")  # then the sync died
+    reader = connect(bob, "B1")
+    clock.now = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
+
+    _sync(messaging, reader)
+    clock.now = datetime(2026, 1, 1, 12, 0, 31, tzinfo=UTC)
+    _sync(messaging, reader)
+
+    assert [[m["messageId"] for m in page["messages"]] for page in notifier.frames_for("B1", "sync")] == [
+        [], ["m-00"]
+    ]

@@ -1,15 +1,16 @@
-"""Verifies Cognito user pool tokens (RS256 JWTs) with PyJWT."""
+"""Cognito: verifying user pool tokens (RS256 JWTs, with PyJWT) and looking users up."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import jwt
 
 from chat.domain.errors import InvalidToken
-from chat.domain.models import Identity
+from chat.domain.models import Identity, UserProfile
 
-__all__ = ["CognitoJwtVerifier", "SigningKeys", "StaticSigningKeys", "jwks_client"]
+__all__ = ["CognitoJwtVerifier", "CognitoUserDirectory", "SigningKeys", "StaticSigningKeys", "jwks_client"]
 
 _TOKEN_USES = frozenset({"id", "access"})
 
@@ -105,3 +106,59 @@ class CognitoJwtVerifier:
             raise InvalidToken(f"missing claim {exc.claim}") from None
         except jwt.InvalidTokenError as exc:
             raise InvalidToken(f"invalid token: {type(exc).__name__}") from None
+
+
+class CognitoUserDirectory:
+    """Finds users with ``cognito-idp:ListUsers``.
+
+    A ListUsers filter names one attribute, so a search is up to three calls (name, then
+    username, then email), stopping once enough users are found.
+
+    Args:
+        client: a boto3 ``cognito-idp`` client.
+        user_pool_id: the pool to search.
+    """
+
+    #: Searched in this order: a match on the display name is the likeliest intent.
+    SEARCHED = ("name", "username", "email")
+
+    def __init__(self, client: Any, user_pool_id: str) -> None:
+        self._client = client
+        self._pool = user_pool_id
+
+    def search(self, query: str, limit: int) -> list[UserProfile]:
+        # The domain refuses quotes and backslashes, so the value needs no escaping.
+        found: dict[str, UserProfile] = {}
+        for attribute in self.SEARCHED:
+            for user in self._list(f'{attribute} ^= "{query}"', limit):
+                profile = _profile(user)
+                if profile is not None:
+                    found.setdefault(profile.user_id, profile)
+            if len(found) >= limit:
+                break
+        return list(found.values())[:limit]
+
+    def names_of(self, user_ids: Iterable[str]) -> dict[str, str]:
+        names = {}
+        for user_id in set(user_ids):
+            if '"' in user_id or "\\" in user_id:
+                continue  # not a sub; and it must not break out of the filter
+            for user in self._list(f'sub = "{user_id}"', 1):
+                profile = _profile(user)
+                if profile is not None:
+                    names[profile.user_id] = profile.name
+        return names
+
+    def _list(self, filter_expression: str, limit: int) -> list[dict[str, Any]]:
+        # ListUsers returns at most 60 per call; our limits are far below that.
+        response = self._client.list_users(UserPoolId=self._pool, Filter=filter_expression, Limit=min(limit, 60))
+        return [user for user in response.get("Users", []) if user.get("Enabled", True)]
+
+
+def _profile(user: dict[str, Any]) -> UserProfile | None:
+    attributes = {a["Name"]: a["Value"] for a in user.get("Attributes", [])}
+    sub = attributes.get("sub")
+    if not sub:
+        return None
+    username = str(user.get("Username", sub))
+    return UserProfile(user_id=sub, name=attributes.get("name") or username, username=username)

@@ -19,7 +19,9 @@ __all__ = [
     "ErrorCode",
     "Forbidden",
     "InvalidToken",
-    "MessageIdTaken",
+    "MessageRefused",
+    "NotFound",
+    "RateLimited",
     "ValidationFailed",
 ]
 
@@ -68,6 +70,20 @@ class Forbidden(ChatError):
     status_code = 403
 
 
+class NotFound(ChatError):
+    """The frame names something that does not exist (a message, a conversation)."""
+
+    code = ErrorCode.NOT_FOUND
+    status_code = 404
+
+
+class RateLimited(ChatError):
+    """The connection sent more frames than its window allows; nothing was done."""
+
+    code = ErrorCode.RATE_LIMITED
+    status_code = 429
+
+
 class ConnectionGone(Exception):
     """The connection no longer exists (``@connections`` answered 410 GoneException)."""
 
@@ -76,16 +92,32 @@ class ConnectionGone(Exception):
         self.connection_id = connection_id
 
 
-class MessageIdTaken(Exception):
-    """A message with this id is already stored.
+class MessageRefused(Exception):
+    """The store refused a new message and wrote nothing.
+
+    The store checks everything at once (one transaction), so several reasons may hold;
+    which one the client hears is the domain's choice.
 
     Args:
-        existing: the stored message, so the caller can tell a retry from a clash.
+        existing: the stored message when the ``messageId`` is already taken.
+        not_a_participant: the conversation exists with other participants.
+        reply_not_found: ``replyToMessageId`` names no message of this conversation.
+        over_limit: the frame would exceed its connection's rate-limit window.
     """
 
-    def __init__(self, existing: Message) -> None:
-        super().__init__("message id already stored")
+    def __init__(
+        self,
+        *,
+        existing: Message | None = None,
+        not_a_participant: bool = False,
+        reply_not_found: bool = False,
+        over_limit: bool = False,
+    ) -> None:
+        super().__init__("message refused")
         self.existing = existing
+        self.not_a_participant = not_a_participant
+        self.reply_not_found = reply_not_found
+        self.over_limit = over_limit
 
 
 class InvalidToken(Exception):

@@ -11,27 +11,46 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
     "CONNECTION_TTL_SECONDS",
+    "DEFAULT_CONVERSATIONS_LIMIT",
+    "DEFAULT_FIND_USERS_LIMIT",
     "DEFAULT_SYNC_LIMIT",
+    "FRAME_LIMIT",
+    "FRAME_WINDOW_SECONDS",
     "KNOWN_ACTIONS",
     "MAX_CONTENT_LENGTH",
+    "MAX_CONVERSATIONS_LIMIT",
+    "MAX_FIND_USERS_LIMIT",
     "MAX_ID_LENGTH",
+    "MAX_MARK_READ_IDS",
     "MAX_POST_BYTES",
+    "MAX_QUERY_LENGTH",
     "MAX_SYNC_LIMIT",
     "Caller",
     "Connection",
+    "Conversation",
+    "ConversationPosition",
+    "DeleteMessageRequest",
+    "FindUsersRequest",
+    "FrameTicket",
     "Identity",
+    "ListConversationsRequest",
+    "MarkReadRequest",
+    "Membership",
+    "MembershipPage",
     "Message",
     "MessageStatus",
     "PendingPage",
     "PendingPosition",
     "SendMessageRequest",
     "SyncMessagesRequest",
+    "UserProfile",
     "iso_timestamp",
+    "participants_of",
 ]
 
 #: Longest message text, in characters. Keeps one ``message`` frame far below the
@@ -46,8 +65,29 @@ MAX_SYNC_LIMIT = 100
 #: Connections outlive API Gateway's 2-hour cap by far; the TTL only sweeps rows whose
 #: $disconnect never ran.
 CONNECTION_TTL_SECONDS = 24 * 60 * 60
+DEFAULT_CONVERSATIONS_LIMIT = 20
+MAX_CONVERSATIONS_LIMIT = 50
+#: One markRead names at most this many messages.
+MAX_MARK_READ_IDS = 100
+#: Longest findUsers query, in characters.
+MAX_QUERY_LENGTH = 64
+DEFAULT_FIND_USERS_LIMIT = 10
+MAX_FIND_USERS_LIMIT = 20
+#: Per-connection rate limit: at most FRAME_LIMIT frames in each fixed window of
+#: FRAME_WINDOW_SECONDS. A chat app sends far less; a runaway client loop sends far more.
+#: The stage's throttling (template) caps the whole API; this caps one socket.
+FRAME_LIMIT = 30
+FRAME_WINDOW_SECONDS = 10
 #: The routes the template declares besides $connect/$disconnect/$default.
-KNOWN_ACTIONS = ("sendMessage", "syncMessages")
+KNOWN_ACTIONS = (
+    "sendMessage",
+    "syncMessages",
+    "markRead",
+    "listConversations",
+    "findUsers",
+    "deleteMessage",
+    "ping",
+)
 
 
 def iso_timestamp(moment: datetime) -> str:
@@ -113,6 +153,79 @@ class Message(_WireModel):
         return self.model_dump(by_alias=True, mode="json")
 
 
+@dataclass
+class FrameTicket:
+    """One incoming frame's claim on its connection's rate-limit window.
+
+    Every frame is counted once: ``counted`` records that it was, so a refusal path does
+    not count it a second time.
+    """
+
+    connection_id: str
+    #: Which fixed window the frame falls in (epoch seconds // FRAME_WINDOW_SECONDS).
+    window: int
+    limit: int
+    #: Epoch seconds after which the window's counter may be swept (DynamoDB TTL).
+    expires_at: int
+    counted: bool = False
+
+
+def participants_of(user_a: str, user_b: str) -> tuple[str, str]:
+    """The participants of a 1:1 conversation in their stored (sorted) order."""
+    low, high = sorted((user_a, user_b))
+    return low, high
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A 1:1 conversation; its participants are fixed by its first message."""
+
+    conversation_id: str
+    #: Sorted; the same user twice for a note-to-self.
+    participants: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Membership:
+    """One user's view of one conversation: what the conversation list shows."""
+
+    conversation_id: str
+    user_id: str
+    other_user_id: str
+    #: Known once the other participant has sent a message here (their token names them).
+    other_user_name: str | None
+    last_message_id: str
+    #: The last message's timestamp: the conversation list is ordered by it, newest first.
+    updated_at: str
+    #: Messages the other participant sent here that this user has not marked read.
+    unread_count: int
+
+
+@dataclass(frozen=True)
+class ConversationPosition:
+    """Where a page of a user's conversation list ended (exclusive start of the next)."""
+
+    conversation_id: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class MembershipPage:
+    """A user's conversations, most recent activity first."""
+
+    memberships: list[Membership]
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """A user as findUsers shows them."""
+
+    user_id: str
+    name: str
+    username: str
+
+
 @dataclass(frozen=True)
 class PendingPosition:
     """Where a page of a user's pending messages ended (exclusive start of the next)."""
@@ -155,9 +268,78 @@ class SendMessageRequest(_ClientFrame):
 
     not_blank = field_validator("message_id", "conversation_id", "recipient_id", "content")(_not_blank)
 
+    @model_validator(mode="after")
+    def _reply_to_another(self) -> SendMessageRequest:
+        if self.reply_to_message_id == self.message_id:
+            raise ValueError("replyToMessageId must name another message")
+        return self
+
 
 class SyncMessagesRequest(_ClientFrame):
     """``syncMessages``: a page of what the user has not received yet."""
 
     since: StrictStr | None = Field(default=None, alias="since", min_length=1, max_length=2048)
     limit: StrictInt = Field(default=DEFAULT_SYNC_LIMIT, alias="limit", ge=1, le=MAX_SYNC_LIMIT)
+
+
+def _no_filter_quotes(value: str) -> str:
+    # Cognito's filter syntax quotes the value; refusing quotes and backslashes is simpler
+    # and safer than escaping them, and no name, username or email prefix needs them.
+    if '"' in value or "\\" in value:
+        raise ValueError('must not contain " or \\')
+    return value
+
+
+class MarkReadRequest(_ClientFrame):
+    """``markRead``: either the listed messages, or everything received up to one."""
+
+    conversation_id: StrictStr = Field(alias="conversationId", min_length=1, max_length=MAX_ID_LENGTH)
+    message_ids: list[StrictStr] | None = Field(
+        default=None, alias="messageIds", min_length=1, max_length=MAX_MARK_READ_IDS
+    )
+    up_to: StrictStr | None = Field(default=None, alias="upTo", min_length=1, max_length=MAX_ID_LENGTH)
+
+    not_blank = field_validator("conversation_id")(_not_blank)
+
+    @field_validator("message_ids")
+    @classmethod
+    def _ids_are_ids(cls, ids: list[str] | None) -> list[str] | None:
+        if ids is None:
+            return None
+        if any(not 1 <= len(i) <= MAX_ID_LENGTH for i in ids):
+            raise ValueError(f"must hold ids of 1 to {MAX_ID_LENGTH} characters")
+        # A repeated id would be counted twice against the unread counter.
+        return list(dict.fromkeys(ids))
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> MarkReadRequest:
+        if (self.message_ids is None) == (self.up_to is None):
+            raise ValueError("Give exactly one of messageIds and upTo")
+        return self
+
+
+class ListConversationsRequest(_ClientFrame):
+    """``listConversations``: a page of the caller's conversations."""
+
+    cursor: StrictStr | None = Field(default=None, alias="cursor", min_length=1, max_length=2048)
+    limit: StrictInt = Field(
+        default=DEFAULT_CONVERSATIONS_LIMIT, alias="limit", ge=1, le=MAX_CONVERSATIONS_LIMIT
+    )
+
+
+class FindUsersRequest(_ClientFrame):
+    """``findUsers``: people to start a conversation with."""
+
+    query: StrictStr = Field(alias="query", min_length=1, max_length=MAX_QUERY_LENGTH)
+    limit: StrictInt = Field(default=DEFAULT_FIND_USERS_LIMIT, alias="limit", ge=1, le=MAX_FIND_USERS_LIMIT)
+
+    not_blank = field_validator("query")(_not_blank)
+    no_quotes = field_validator("query")(_no_filter_quotes)
+
+
+class DeleteMessageRequest(_ClientFrame):
+    """``deleteMessage``: the sender takes a message back."""
+
+    message_id: StrictStr = Field(alias="messageId", min_length=1, max_length=MAX_ID_LENGTH)
+
+    not_blank = field_validator("message_id")(_not_blank)

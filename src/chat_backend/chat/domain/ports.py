@@ -1,46 +1,105 @@
 """What the domain needs from the outside world. Adapters implement these.
 
-Implementations live in :mod:`chat.adapters`: DynamoDB and ``@connections`` for Lambda,
-in-memory ones for tests and tools. Both must behave alike (the contract tests check it).
+Implementations live in :mod:`chat.adapters`: DynamoDB, ``@connections`` and Cognito for
+Lambda, in-memory ones for tests and tools. Both must behave alike (the contract tests
+check it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from chat.domain.models import Connection, Identity, Message, PendingPage, PendingPosition
+from chat.domain.models import (
+    Connection,
+    Conversation,
+    ConversationPosition,
+    FrameTicket,
+    Identity,
+    MembershipPage,
+    Message,
+    PendingPage,
+    PendingPosition,
+    UserProfile,
+)
 
-__all__ = ["Clock", "ConnectionStore", "MessageStore", "Notifier", "TokenVerifier"]
+__all__ = [
+    "Clock",
+    "ConnectionStore",
+    "ConversationStore",
+    "MessageStore",
+    "Notifier",
+    "TokenVerifier",
+    "UserDirectory",
+]
 
 #: Returns the current time, timezone-aware.
 Clock = Callable[[], datetime]
 
 
 class ConnectionStore(Protocol):
-    """Open WebSocket connections and whose they are."""
+    """Open WebSocket connections, whose they are, and how many frames each has sent."""
 
-    def put(self, connection: Connection) -> None: ...
-
-    def delete(self, connection_id: str) -> None:
-        """Forget a connection; forgetting an unknown one is not an error."""
+    def put(self, connection: Connection) -> None:
+        """Remember a connection, findable by its user from then on."""
         ...
 
-    def connection_ids_of(self, user_id: str) -> list[str]:
-        """Every connection id stored for ``user_id`` (any order, possibly stale)."""
+    def delete(self, connection_id: str, user_id: str | None = None) -> None:
+        """Forget a connection; forgetting an unknown one is not an error.
+
+        Args:
+            user_id: whose it is, when the caller knows; otherwise the stored row says.
+        """
+        ...
+
+    def connection_ids_by_user(self, user_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Every connection id stored for each of ``user_ids`` (any order, possibly stale;
+        an empty list for a user with none), in one round trip."""
+        ...
+
+    def count_frame(self, ticket: FrameTicket) -> bool:
+        """Count one frame against its window.
+
+        Returns:
+            False when the window was already full (nothing is counted then).
+        """
         ...
 
 
 class MessageStore(Protocol):
-    """Messages, keyed by the client's ``messageId``."""
+    """Messages, keyed by the client's ``messageId``, and the conversations they belong to."""
 
-    def create(self, message: Message) -> None:
-        """Store a new message; while its status is ``sent`` it is pending for the recipient.
+    def create(self, message: Message, ticket: FrameTicket | None = None) -> None:
+        """Store a new message, all or nothing, with its conversation bookkeeping.
+
+        In one step: the message (pending for its recipient while ``sent``, unread for
+        them unless it is a note-to-self), the conversation (created with the sender and
+        recipient as its participants, or checked to have exactly them), both
+        participants' memberships (last message, and one more unread for the recipient),
+        the reply target's existence in the same conversation, and ``ticket``'s frame.
 
         Raises:
-            MessageIdTaken: a message with this id exists; it carries the stored one.
+            MessageRefused: nothing was written; it says every check that failed.
         """
+        ...
+
+    def get_many(self, message_ids: Iterable[str]) -> dict[str, Message]:
+        """The stored messages among ``message_ids``, by id (unknown ids are left out)."""
+        ...
+
+    def claim(self, message_id: str, now: str, until: str) -> bool:
+        """Reserve a ``sent`` message for one sync page until ``until`` (ISO-8601).
+
+        Returns:
+            False when it is not ``sent`` any more or another page holds an unexpired
+            claim (``now`` is before that claim's end): concurrent syncs of one user then
+            never carry the same message, and a claim whose sync died simply runs out.
+        """
+        ...
+
+    def release(self, message_id: str) -> None:
+        """Give a claim back (the page did not reach its connection)."""
         ...
 
     def mark_delivered(self, message_id: str) -> bool:
@@ -48,12 +107,64 @@ class MessageStore(Protocol):
 
         Returns:
             False when the message was not ``sent`` any more (someone else got there
-            first), so callers announce each delivery once.
+            first, or it was read already), so callers announce each delivery once.
         """
         ...
 
     def pending_for(self, user_id: str, limit: int, after: PendingPosition | None = None) -> PendingPage:
         """Up to ``limit`` of ``user_id``'s undelivered messages, oldest first, after ``after``."""
+        ...
+
+    def unread_up_to(self, user_id: str, conversation_id: str, timestamp: str) -> list[Message]:
+        """Messages of the conversation sent to ``user_id`` by the other participant, not
+        yet read, with a timestamp at or before ``timestamp``; oldest first."""
+        ...
+
+    def mark_read(self, reader_id: str, messages: list[Message], at: str) -> list[Message]:
+        """Move messages of one conversation, all received by ``reader_id``, to ``read``.
+
+        Messages already read are skipped; the others leave the pending and unread sets,
+        and the reader's unread count for the conversation drops by the number of them
+        that the other participant sent, in the same step.
+
+        Returns:
+            The messages this call moved to ``read`` (as they are now).
+        """
+        ...
+
+    def erase(self, message_id: str, sender_id: str, at: str) -> Message:
+        """Mark a message deleted and drop its content; only its sender's may be erased.
+
+        Returns:
+            The message as it is now.
+
+        Raises:
+            KeyError: no message with this id was sent by ``sender_id``.
+        """
+        ...
+
+
+class ConversationStore(Protocol):
+    """Conversations and each participant's membership (the conversation list)."""
+
+    def get(self, conversation_id: str) -> Conversation | None: ...
+
+    def memberships_of(
+        self, user_id: str, limit: int, after: ConversationPosition | None = None
+    ) -> MembershipPage:
+        """Up to ``limit`` of the user's conversations, latest activity first, after ``after``."""
+        ...
+
+
+class UserDirectory(Protocol):
+    """The user pool: who can be talked to."""
+
+    def search(self, query: str, limit: int) -> list[UserProfile]:
+        """Users whose name, username or email starts with ``query``; at most ``limit``."""
+        ...
+
+    def names_of(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """Display names by user id (users that do not exist are left out)."""
         ...
 
 

@@ -15,25 +15,42 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from chat.domain.errors import ErrorCode, ValidationFailed
-from chat.domain.models import KNOWN_ACTIONS, Message, MessageStatus, PendingPosition
+from chat.domain.models import (
+    KNOWN_ACTIONS,
+    ConversationPosition,
+    Membership,
+    Message,
+    MessageStatus,
+    PendingPosition,
+    UserProfile,
+)
 
 __all__ = [
     "ack_frame",
+    "conversation_entry",
+    "conversations_frame",
+    "decode_conversation_cursor",
     "decode_cursor",
+    "encode_conversation_cursor",
     "encode_cursor",
     "encode_frame",
     "error_frame",
+    "marked_frame",
+    "message_deleted_frame",
     "message_frame",
     "parse_frame",
+    "pong_frame",
     "reject_unknown_action",
     "status_frame",
     "sync_frame",
+    "users_frame",
 ]
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 
 _NOT_AN_OBJECT = 'The frame must be a JSON object with an "action" field.'
 _BAD_CURSOR = "since is not a cursor this server issued; omit it to start from the oldest message."
+_BAD_LIST_CURSOR = "cursor is not a cursor this server issued; omit it to start from the newest conversation."
 
 
 # ------------------------------------------------------------------ client -> server
@@ -55,6 +72,9 @@ def _sentence(error: ValidationError) -> str:
     field = ".".join(str(part) for part in first["loc"]) or "frame"
     kind = first["type"]
     ctx = first.get("ctx", {})
+    if kind == "value_error" and not first["loc"]:
+        # A rule across fields: its sentence names the fields itself.
+        return f"{ctx['error']}."
     if kind == "missing":
         return f"{field} is required."
     if kind == "string_type":
@@ -68,6 +88,12 @@ def _sentence(error: ValidationError) -> str:
         return f"{field} must not be empty."
     if kind == "string_too_long":
         return f"{field} must be at most {ctx['max_length']} characters."
+    if kind == "list_type":
+        return f"{field} must be a list."
+    if kind == "too_short":
+        return f"{field} must not be empty."
+    if kind == "too_long":
+        return f"{field} must have at most {ctx['max_length']} items."
     if kind == "greater_than_equal":
         return f"{field} must be at least {ctx['ge']}."
     if kind == "less_than_equal":
@@ -108,31 +134,59 @@ def reject_unknown_action(body: str | None) -> NoReturn:
 
 
 # Cursors are opaque to clients: url-safe base64 of the JSON key where the page ended,
-# the same shape as DynamoDB's LastEvaluatedKey on PendingIndex.
+# the same shape as DynamoDB's LastEvaluatedKey on the index being paged.
 
 
-def encode_cursor(user_id: str, position: PendingPosition) -> str:
-    key = {"messageId": position.message_id, "pendingFor": user_id, "timestamp": position.timestamp}
+def _encode_key(key: dict[str, str]) -> str:
     raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(user_id: str, cursor: str) -> PendingPosition:
-    """Read a cursor back; it must have been issued to this same user.
-
-    Raises:
-        ValidationFailed: when the cursor is not one we issued to ``user_id``.
-    """
+def _decode_key(cursor: str, fields: set[str], owner: tuple[str, str], refusal: str) -> dict[str, str]:
+    """The key inside a cursor, checked to have exactly ``fields`` and to belong to
+    ``owner`` (attribute, user id): a cursor issued to one user is useless to another."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
     except (binascii.Error, ValueError):
-        raise ValidationFailed(_BAD_CURSOR) from None
-    if not isinstance(key, dict) or set(key) != {"messageId", "pendingFor", "timestamp"}:
-        raise ValidationFailed(_BAD_CURSOR)
-    if not all(isinstance(value, str) and value for value in key.values()) or key["pendingFor"] != user_id:
-        raise ValidationFailed(_BAD_CURSOR)
+        raise ValidationFailed(refusal) from None
+    if not isinstance(key, dict) or set(key) != fields:
+        raise ValidationFailed(refusal)
+    if not all(isinstance(value, str) and value for value in key.values()) or key[owner[0]] != owner[1]:
+        raise ValidationFailed(refusal)
+    return key
+
+
+def encode_cursor(user_id: str, position: PendingPosition) -> str:
+    """A ``sync`` cursor (a position in the user's pending messages)."""
+    return _encode_key({"messageId": position.message_id, "pendingFor": user_id, "timestamp": position.timestamp})
+
+
+def decode_cursor(user_id: str, cursor: str) -> PendingPosition:
+    """Read a ``sync`` cursor back; it must have been issued to this same user.
+
+    Raises:
+        ValidationFailed: when the cursor is not one we issued to ``user_id``.
+    """
+    key = _decode_key(cursor, {"messageId", "pendingFor", "timestamp"}, ("pendingFor", user_id), _BAD_CURSOR)
     return PendingPosition(message_id=key["messageId"], timestamp=key["timestamp"])
+
+
+def encode_conversation_cursor(user_id: str, position: ConversationPosition) -> str:
+    """A ``conversations`` cursor (a position in the user's conversation list)."""
+    return _encode_key(
+        {"conversationId": position.conversation_id, "userId": user_id, "updatedAt": position.updated_at}
+    )
+
+
+def decode_conversation_cursor(user_id: str, cursor: str) -> ConversationPosition:
+    """Read a ``conversations`` cursor back; it must have been issued to this same user.
+
+    Raises:
+        ValidationFailed: when the cursor is not one we issued to ``user_id``.
+    """
+    key = _decode_key(cursor, {"conversationId", "userId", "updatedAt"}, ("userId", user_id), _BAD_LIST_CURSOR)
+    return ConversationPosition(conversation_id=key["conversationId"], updated_at=key["updatedAt"])
 
 
 # ------------------------------------------------------------------ server -> client
@@ -153,6 +207,7 @@ def message_frame(message: Message) -> dict[str, Any]:
 
 
 def status_frame(message: Message, status: MessageStatus, at: str) -> dict[str, Any]:
+    """``delivered`` or ``read``, for the message's sender."""
     return {
         "type": "status",
         "messageId": message.message_id,
@@ -169,6 +224,42 @@ def sync_frame(messages: Iterable[Message], cursor: str | None, has_more: bool) 
         "cursor": cursor,
         "hasMore": has_more,
     }
+
+
+def marked_frame(conversation_id: str, message_ids: Iterable[str]) -> dict[str, Any]:
+    return {"type": "marked", "conversationId": conversation_id, "messageIds": list(message_ids), "status": "read"}
+
+
+def conversation_entry(membership: Membership, last_message: Message | None) -> dict[str, Any]:
+    """One conversation of a ``conversations`` frame, as the member sees it."""
+    return {
+        "conversationId": membership.conversation_id,
+        "participants": sorted((membership.user_id, membership.other_user_id)),
+        "otherUser": {"userId": membership.other_user_id, "name": membership.other_user_name},
+        "lastMessage": last_message.to_wire() if last_message is not None else None,
+        "unreadCount": membership.unread_count,
+        "updatedAt": membership.updated_at,
+    }
+
+
+def conversations_frame(entries: Iterable[dict[str, Any]], cursor: str | None, has_more: bool) -> dict[str, Any]:
+    return {"type": "conversations", "conversations": list(entries), "cursor": cursor, "hasMore": has_more}
+
+
+def users_frame(users: Iterable[UserProfile]) -> dict[str, Any]:
+    return {
+        "type": "users",
+        "users": [{"userId": u.user_id, "name": u.name, "username": u.username} for u in users],
+    }
+
+
+def message_deleted_frame(message: Message, at: str) -> dict[str, Any]:
+    return {"type": "messageDeleted", "messageId": message.message_id, "conversationId": message.conversation_id,
+            "at": at}
+
+
+def pong_frame(at: str) -> dict[str, Any]:
+    return {"type": "pong", "at": at}
 
 
 def error_frame(code: ErrorCode, message: str, message_id: str | None = None) -> dict[str, Any]:

@@ -12,4 +12,5 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 @connection_route
 def lambda_handler(request: WebSocketRequest) -> None:
-    request.container.connection_service().close(request.connection_id)
+    # The authorizer's identity comes with $disconnect too; it saves reading the row.
+    request.container.connection_service().close(request.connection_id, request.user)

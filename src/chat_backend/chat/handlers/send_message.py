@@ -12,7 +12,8 @@ logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@message_route
+# The frame is counted against the rate limit in the same write that stores the message.
+@message_route(counts_own_frame=True)
 def lambda_handler(request: WebSocketRequest) -> None:
     caller = request.caller
-    request.messaging().send(caller, parse_frame(SendMessageRequest, request.body))
+    request.messaging().send(caller, parse_frame(SendMessageRequest, request.body), request.ticket)

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, overload
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
@@ -19,12 +19,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.config import Container, get_container
 from chat.domain.errors import ChatError, ConnectionGone, ErrorCode, Forbidden
-from chat.domain.models import Caller, Identity
+from chat.domain.models import Caller, FrameTicket, Identity
 from chat.domain.ports import Notifier
-from chat.domain.protocol import error_frame
-from chat.domain.services import MessagingService
+from chat.domain.protocol import encode_frame, error_frame
+from chat.domain.services import FrameLimiter, MessagingService
 
-__all__ = ["INTERNAL_ERROR_TEXT", "WebSocketRequest", "connection_route", "identity_of", "message_route"]
+__all__ = [
+    "INTERNAL_ERROR_TEXT",
+    "WebSocketRequest",
+    "connection_route",
+    "identity_of",
+    "message_route",
+    "two_way_route",
+]
 
 logger = Logger(child=True)
 
@@ -77,6 +84,19 @@ class WebSocketRequest:
         context = self.event.request_context
         return self.container.notifier(self.container.connections_endpoint_for(context.domain_name, context.stage))
 
+    @cached_property
+    def limiter(self) -> FrameLimiter:
+        return self.container.frame_limiter()
+
+    @cached_property
+    def ticket(self) -> FrameTicket:
+        """This frame's claim on the connection's rate-limit window."""
+        return self.limiter.ticket(self.connection_id)
+
+    @property
+    def user(self) -> Identity | None:
+        return identity_of(self.event)
+
     def messaging(self) -> MessagingService:
         return self.container.messaging_service(self.notifier)
 
@@ -91,28 +111,85 @@ def _reply(request: WebSocketRequest, frame: dict[str, Any]) -> None:
         logger.exception("Could not send the error frame")
 
 
-def message_route(handle: Callable[[WebSocketRequest], None]) -> LambdaHandler:
-    """Wrap a message-route handler: refusals and faults become ``error`` frames.
+def _count_refused(request: WebSocketRequest) -> None:
+    """Refused frames count against the rate limit too; failing to count one is only logged."""
+    try:
+        request.limiter.count_refused(request.ticket)
+    except Exception:
+        logger.exception("Could not count a refused frame")
 
-    Returns 200 when ``handle`` returns, the refusal's status (400, 403, ...) for a
+
+def _handle(
+    request: WebSocketRequest, handle: Callable[[WebSocketRequest], Any], counts_own_frame: bool
+) -> tuple[int, Any]:
+    """Run ``handle``; the status code and either its result or the error frame to answer."""
+    try:
+        if not counts_own_frame:
+            request.limiter.admit(request.ticket)
+        return 200, handle(request)
+    except ChatError as refusal:
+        logger.info("Frame refused", extra={"code": refusal.code.value, "reason": refusal.message})
+        _count_refused(request)
+        return refusal.status_code, error_frame(refusal.code, refusal.message, refusal.message_id)
+    except Exception:
+        logger.exception("Unhandled error")
+        _count_refused(request)
+        return 500, error_frame(ErrorCode.INTERNAL, INTERNAL_ERROR_TEXT)
+
+
+OneWayHandler = Callable[[WebSocketRequest], None]
+
+
+@overload
+def message_route(handle: OneWayHandler, *, counts_own_frame: bool = False) -> LambdaHandler: ...
+
+
+@overload
+def message_route(
+    handle: None = None, *, counts_own_frame: bool = False
+) -> Callable[[OneWayHandler], LambdaHandler]: ...
+
+
+def message_route(
+    handle: OneWayHandler | None = None, *, counts_own_frame: bool = False
+) -> LambdaHandler | Callable[[OneWayHandler], LambdaHandler]:
+    """Wrap a one-way message-route handler: refusals and faults become ``error`` frames,
+    posted through ``@connections``.
+
+    Every frame is counted against the connection's rate limit before ``handle`` runs, or
+    by ``handle`` itself when ``counts_own_frame`` (sendMessage counts it in the same write
+    as the message); a refused frame not counted yet is counted afterwards.
+
+    Returns 200 when ``handle`` returns, the refusal's status (400, 403, 429, ...) for a
     :class:`ChatError`, and 500 for anything else.
     """
+
+    def wrap(handle: OneWayHandler) -> LambdaHandler:
+        @functools.wraps(handle)
+        def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+            request = WebSocketRequest(APIGatewayWebSocketEvent(event), get_container())
+            logger.append_keys(connection_id=request.connection_id)
+            status, outcome = _handle(request, handle, counts_own_frame)
+            if status != 200:
+                _reply(request, outcome)
+            return {"statusCode": status}
+
+        return lambda_handler
+
+    return wrap(handle) if handle is not None else wrap
+
+
+def two_way_route(handle: Callable[[WebSocketRequest], dict[str, Any]]) -> LambdaHandler:
+    """Wrap a handler of a two-way route (one with a ``$default`` route response): the
+    frame it returns, or the error frame, goes back as the response ``body``, which API
+    Gateway sends to the caller; no ``@connections`` post is needed."""
 
     @functools.wraps(handle)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request = WebSocketRequest(APIGatewayWebSocketEvent(event), get_container())
         logger.append_keys(connection_id=request.connection_id)
-        try:
-            handle(request)
-        except ChatError as refusal:
-            logger.info("Frame refused", extra={"code": refusal.code.value, "reason": refusal.message})
-            _reply(request, error_frame(refusal.code, refusal.message, refusal.message_id))
-            return {"statusCode": refusal.status_code}
-        except Exception:
-            logger.exception("Unhandled error")
-            _reply(request, error_frame(ErrorCode.INTERNAL, INTERNAL_ERROR_TEXT))
-            return {"statusCode": 500}
-        return {"statusCode": 200}
+        status, frame = _handle(request, handle, counts_own_frame=False)
+        return {"statusCode": status, "body": encode_frame(frame).decode()}
 
     return lambda_handler
 
