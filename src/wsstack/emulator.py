@@ -224,13 +224,25 @@ def create_resources(
 def _serve(port: int) -> None:
     """Child-process entry: run moto and announce the bound port on stdout."""
     import signal
+    import threading
 
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    _host, bound = server.get_host_and_port()
-    print(json.dumps({"port": bound}), flush=True)
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def one_at_a_time(environ: Any, start_response: Any) -> Any:
+        # moto rolls a failed transaction back by restoring a copy of each table taken when
+        # the transaction began, erasing what other threads wrote meanwhile. DynamoDB never
+        # loses a committed write, so requests run one at a time here.
+        with lock:
+            return app(environ, start_response)
+
+    server = make_server("127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler)
+    print(json.dumps({"port": server.server_address[1]}), flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     # Everything lives in memory and is discarded on exit, so there is nothing to flush:
     # leave at once rather than wait for the server's shutdown poll.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
