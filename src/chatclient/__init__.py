@@ -1,7 +1,81 @@
-"""A small Python client for the chat backend: find a stack, sign in, talk over WebSocket."""
+"""A Python client for the chat backend: find a stack, sign in, talk over WebSocket.
 
-from chatclient.auth import Tokens, ensure_user, sign_in
+* :class:`ChatSession`: a blocking, frame-by-frame session for scripts and tests.
+* :class:`ChatClient`: an asyncio client that stays connected (reconnect with backoff, sync
+  on every connect, outbox with retries, dedupe, keep-alive), as a mobile app would be.
+"""
+
+from chatclient.auth import SignInRequired, Tokens, ensure_user, refresh_session, sign_in
+from chatclient.backoff import Backoff
+from chatclient.client import AuthenticationRefused, ChatClient, EventStream
+from chatclient.events import (
+    ChatClientError,
+    ClientClosed,
+    ConnectionLost,
+    ConnectionState,
+    ConnectionStateChanged,
+    Event,
+    MessageAcked,
+    MessageDeleted,
+    MessageReceived,
+    MessagesMarkedRead,
+    MessageStatusChanged,
+    NotConnected,
+    RequestFailed,
+    SendFailed,
+    ServerError,
+    SyncCompleted,
+)
+from chatclient.frames import (
+    ChatMessage,
+    ConversationPage,
+    ConversationSummary,
+    ErrorCode,
+    MessageStatus,
+    UserSummary,
+)
+from chatclient.outbox import OutgoingMessage
 from chatclient.session import ChatSession, conversation_id
 from chatclient.target import Target
+from chatclient.tokens import CognitoTokenSource, StaticTokenSource, TokenSource
 
-__all__ = ["ChatSession", "Target", "Tokens", "conversation_id", "ensure_user", "sign_in"]
+__all__ = [
+    "AuthenticationRefused",
+    "Backoff",
+    "ChatClient",
+    "ChatClientError",
+    "ChatMessage",
+    "ChatSession",
+    "ClientClosed",
+    "CognitoTokenSource",
+    "ConnectionLost",
+    "ConnectionState",
+    "ConnectionStateChanged",
+    "ConversationPage",
+    "ConversationSummary",
+    "ErrorCode",
+    "Event",
+    "EventStream",
+    "MessageAcked",
+    "MessageDeleted",
+    "MessageReceived",
+    "MessageStatus",
+    "MessageStatusChanged",
+    "MessagesMarkedRead",
+    "NotConnected",
+    "OutgoingMessage",
+    "RequestFailed",
+    "SendFailed",
+    "ServerError",
+    "SignInRequired",
+    "StaticTokenSource",
+    "SyncCompleted",
+    "Target",
+    "TokenSource",
+    "Tokens",
+    "UserSummary",
+    "conversation_id",
+    "ensure_user",
+    "refresh_session",
+    "sign_in",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -49,7 +50,7 @@ class Target:
             user_pool_client_id=outputs["UserPoolClientId"],
         )
 
-    def cognito(self):  # type: ignore[no-untyped-def]
+    def cognito(self) -> Any:
         """A Cognito client for this target (dummy credentials for the emulator)."""
         if self.aws_endpoint is None:
             return boto3.client("cognito-idp", region_name=self.region)

@@ -1,0 +1,439 @@
+"""Chat in a terminal as one user, over the asyncio client.
+
+Run two of these (say alice and bob) side by side to try the backend the way two phones
+would: messages, ✓ sent / ✓✓ delivered / ✓✓ read ticks, and what happens when one of them
+drops off and comes back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatclient.auth import Tokens, sign_in
+from chatclient.client import ChatClient
+from chatclient.events import (
+    ChatClientError,
+    ConnectionState,
+    ConnectionStateChanged,
+    Event,
+    MessageAcked,
+    MessageDeleted,
+    MessageReceived,
+    MessageStatusChanged,
+    RequestFailed,
+    SendFailed,
+    ServerError,
+)
+from chatclient.frames import ChatMessage, ConversationSummary, MessageStatus
+from chatclient.target import Target
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+EPILOG = """\
+commands, once connected:
+  <text>            send <text> to the open conversation
+  /to <username>    open the conversation with a user (looked up by name, username or email)
+  /sub <sub>        open the conversation with a user id (Cognito sub)
+  /reply            open the conversation of the last message received
+  /users <query>    look users up
+  /list             your conversations, newest first; /open <n> opens one
+  /delete <n>       delete your message #n
+  /whoami           your username and sub
+  /help             this list
+  /quit             leave (Ctrl-D too)
+
+ticks: ✓ stored by the server, ✓✓ delivered to a device of the recipient, ✓✓ read (shown
+in another colour on a terminal) once they saw it. Messages typed while offline are kept
+and sent, with the same id, when the connection is back.
+
+examples (`make up` starts the local stack with demo users alice and bob, password
+Passw0rd-demo; run each in its own terminal):
+  python -m chatclient --username alice --to bob
+  python -m chatclient --username bob          # the conversation opens when alice writes
+  python -m chatclient --stack-name chat-dev --region eu-west-1 --username alice --to bob
+"""
+
+_TICKS = {MessageStatus.SENT: "✓", MessageStatus.DELIVERED: "✓✓", MessageStatus.READ: "✓✓ read"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chatclient",
+        description="Chat in the terminal as one user of the chat backend (local stack by default).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--username", "-u", required=True, help="Cognito username to sign in as")
+    parser.add_argument("--password", "-p",
+                        help="password (default: $CHAT_PASSWORD, else asked for on the terminal)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--state-file", default=os.environ.get("WSSTACK_STATE_FILE", ".local/stack.json"),
+                       help="local stack state file written by `wsstack up` (default: %(default)s)")
+    where.add_argument("--stack-name", help="talk to a deployed CloudFormation stack instead of the local one")
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"),
+                        help="region of --stack-name (default: %(default)s)")
+    peer = parser.add_mutually_exclusive_group()
+    peer.add_argument("--to", metavar="USERNAME", help="open the conversation with this user (findUsers)")
+    peer.add_argument("--to-sub", metavar="SUB", help="open the conversation with this user id")
+    parser.add_argument("--linger", type=float, default=10.0, metavar="SECONDS",
+                        help="on exit, wait this long for unacknowledged messages (default: %(default)s)")
+    parser.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log the client's connection details")
+    return parser
+
+
+@dataclass
+class _Peer:
+    user_id: str
+    name: str
+
+
+class TerminalChat:
+    """The terminal's state: who we talk to, what we sent, and how to print it.
+
+    Args:
+        client: a started or startable client.
+        write: prints one line (stdout by default).
+        color: use ANSI colours for read ticks and notices.
+    """
+
+    def __init__(self, client: ChatClient, *, username: str, write: Callable[[str], None], color: bool) -> None:
+        self.client = client
+        self.username = username
+        self.write = write
+        self.color = color
+        self.peer: _Peer | None = None
+        self.last_sender: _Peer | None = None
+        self.listed: list[ConversationSummary] = []
+        self.names: dict[str, str] = {}
+        # Own messages get small numbers so the user can refer to them (/delete 3).
+        self.numbers: dict[str, int] = {}
+        self.sent_ids: list[str] = []
+        self._read_receipts_failed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._was_online = False
+
+    # ------------------------------------------------------------------ output
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def notice(self, text: str) -> None:
+        self.write(self._paint(f"-- {text}", "2"))
+
+    def _stamp(self, message: ChatMessage | None = None) -> str:
+        if message is not None and len(message.timestamp) >= 19:
+            return message.timestamp[11:19]
+        return time.strftime("%H:%M:%S", time.gmtime())
+
+    def _name(self, user_id: str) -> str:
+        return self.names.get(user_id) or user_id[:8]
+
+    # ------------------------------------------------------------------ events
+
+    def on_event(self, event: Event) -> None:
+        """Print what the client reports (called from the event loop)."""
+        if isinstance(event, MessageReceived):
+            self._show_message(event.message)
+        elif isinstance(event, MessageAcked):
+            self._show_tick(event.message_id, MessageStatus.SENT)
+        elif isinstance(event, MessageStatusChanged):
+            self._show_tick(event.message_id, event.status)
+        elif isinstance(event, SendFailed):
+            number = self.numbers.get(event.message_id, "?")
+            self.write(self._paint(f"   #{number} ✗ not sent: {event.code}: {event.message}", "31"))
+        elif isinstance(event, MessageDeleted):
+            self.notice(f"message {self._label(event.message_id)} was deleted")
+        elif isinstance(event, ServerError):
+            self.write(self._paint(f"!! server: {event.code}: {event.message}", "31"))
+        elif isinstance(event, ConnectionStateChanged):
+            self._show_state(event)
+
+    def _label(self, message_id: str) -> str:
+        number = self.numbers.get(message_id)
+        return f"#{number}" if number is not None else message_id[:8]
+
+    def _show_state(self, event: ConnectionStateChanged) -> None:
+        if event.state is ConnectionState.ONLINE:
+            self.notice("online" if not self._was_online else "back online (caught up)")
+            self._was_online = True
+        elif event.state is ConnectionState.RECONNECTING:
+            self.notice(f"offline ({event.error}); retrying in {event.retry_in or 0:.1f} s")
+        elif event.state is ConnectionState.CLOSED and event.error:
+            self.notice(f"stopped: {event.error}")
+
+    def _show_tick(self, message_id: str, status: MessageStatus) -> None:
+        if message_id not in self.numbers:
+            return  # sent from another device of ours
+        tick = _TICKS[status]
+        shown = self._paint(tick, "34") if status is MessageStatus.READ else tick
+        self.write(f"   #{self.numbers[message_id]} {shown}")
+
+    def _show_message(self, message: ChatMessage) -> None:
+        mine = message.sender_id == self.client.user_id
+        other_id = message.recipient_id if mine else message.sender_id
+        if not mine and message.sender_name:
+            self.names[message.sender_id] = message.sender_name
+        if not mine:
+            self.last_sender = _Peer(other_id, self._name(other_id))
+            if self.peer is None:
+                self.peer = self.last_sender
+                self.notice(f"conversation with {self.peer.name} opened (it wrote first)")
+        where = "" if self.peer is not None and self.peer.user_id == other_id else self._paint(
+            f" [from {self._name(other_id)}, not the open conversation: /reply]", "33")
+        who = "you (other device)" if mine else self._name(message.sender_id)
+        text = "(deleted)" if message.is_deleted else message.content
+        self.write(f"[{self._stamp(message)}] {who}: {text}{where}")
+        if not mine and not message.is_deleted:
+            self._spawn(self._mark_read(message))
+
+    async def _mark_read(self, message: ChatMessage) -> None:
+        # Shown on screen means seen: tell the sender.
+        try:
+            await self.client.mark_read(message.conversation_id, message_ids=[message.message_id])
+        except RequestFailed as exc:
+            if not self._read_receipts_failed:
+                self._read_receipts_failed = True
+                self.notice(f"read receipts not sent ({exc.code}: {exc.message})")
+        except ChatClientError as exc:
+            logger.info("could not mark %s read: %s", message.message_id, exc)
+        except TimeoutError:
+            logger.info("marking %s read timed out", message.message_id)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ input
+
+    async def handle(self, line: str) -> bool:
+        """Act on one line typed by the user; False when they asked to quit."""
+        line = line.strip()
+        if not line:
+            return True
+        if not line.startswith("/"):
+            await self.send(line)
+            return True
+        command, _, argument = line.partition(" ")
+        argument = argument.strip()
+        if command in ("/quit", "/exit"):
+            return False
+        handler = self._commands.get(command)
+        if handler is None:
+            self.notice(f"unknown command {command}; /help lists them")
+            return True
+        try:
+            await handler(self, argument)
+        except RequestFailed as exc:
+            self.notice(f"{command} failed: {exc.code}: {exc.message}")
+        except (ChatClientError, TimeoutError) as exc:
+            self.notice(f"{command} failed: {exc or 'no answer in time'}")
+        return True
+
+    async def send(self, text: str) -> None:
+        if self.peer is None:
+            self.notice("no conversation open: /to <username> or /sub <sub> first")
+            return
+        try:
+            message_id = await self.client.send_message(self.peer.user_id, text)
+        except ValueError as exc:
+            self.notice(str(exc))
+            return
+        number = len(self.sent_ids) + 1
+        self.numbers[message_id] = number
+        self.sent_ids.append(message_id)
+        self.write(f"[{self._stamp()}] you → {self.names.get(self.peer.user_id, self.peer.name)}: {text}  #{number}")
+
+    async def open_by_username(self, username: str) -> bool:
+        """Open the conversation with ``username`` via findUsers; False if not found."""
+        if not username:
+            self.notice("usage: /to <username>")
+            return False
+        users = await self.client.find_users(username, limit=20)
+        exact = [u for u in users if u.username == username] or users
+        if not exact:
+            self.notice(f"no user matches {username!r}")
+            return False
+        if len(exact) > 1:
+            self.notice("several users match: " + ", ".join(f"{u.username} ({u.name})" for u in exact))
+            return False
+        user = exact[0]
+        self.names[user.user_id] = user.name or user.username
+        self._open(_Peer(user.user_id, self.names[user.user_id]))
+        return True
+
+    def _open(self, peer: _Peer) -> None:
+        self.peer = peer
+        self.notice(f"conversation with {peer.name} ({peer.user_id}) is open; type to send")
+
+    async def _cmd_to(self, argument: str) -> None:
+        try:
+            await self.open_by_username(argument)
+        except RequestFailed as exc:
+            self.notice(f"could not look {argument!r} up ({exc.code}: {exc.message}); "
+                        "open the conversation by id with /sub <sub> instead")
+
+    async def _cmd_sub(self, argument: str) -> None:
+        if not argument:
+            self.notice("usage: /sub <sub>")
+            return
+        self._open(_Peer(argument, self._name(argument)))
+
+    async def _cmd_reply(self, argument: str) -> None:
+        if self.last_sender is None:
+            self.notice("nobody wrote yet")
+            return
+        self._open(self.last_sender)
+
+    async def _cmd_users(self, argument: str) -> None:
+        users = await self.client.find_users(argument or "a")
+        if not users:
+            self.notice("no match")
+        for user in users:
+            self.write(f"   {user.username:<20} {user.name:<24} {user.user_id}")
+
+    async def _cmd_list(self, argument: str) -> None:
+        page = await self.client.list_conversations()
+        self.listed = list(page.conversations)
+        if not self.listed:
+            self.notice("no conversations yet")
+        for number, item in enumerate(self.listed, 1):
+            self.names.setdefault(item.other_user_id, item.other_user_name)
+            last = item.last_message.content if item.last_message is not None else ""
+            unread = f" ({item.unread_count} unread)" if item.unread_count else ""
+            self.write(f"   {number}. {item.other_user_name or item.other_user_id[:8]}{unread}: {last[:60]}")
+
+    async def _cmd_open(self, argument: str) -> None:
+        if not argument.isdigit() or not 1 <= int(argument) <= len(self.listed):
+            self.notice("usage: /open <n>, with n from /list")
+            return
+        item = self.listed[int(argument) - 1]
+        self._open(_Peer(item.other_user_id, item.other_user_name or item.other_user_id[:8]))
+
+    async def _cmd_delete(self, argument: str) -> None:
+        if not argument.lstrip("#").isdigit() or not 1 <= int(argument.lstrip("#")) <= len(self.sent_ids):
+            self.notice("usage: /delete <n>, with #n one of your messages")
+            return
+        await self.client.delete_message(self.sent_ids[int(argument.lstrip("#")) - 1])
+
+    async def _cmd_whoami(self, argument: str) -> None:
+        self.notice(f"{self.username} (sub {self.client.user_id})")
+
+    async def _cmd_help(self, argument: str) -> None:
+        for line in EPILOG.split("\n\n")[0].splitlines()[1:]:
+            self.write(line)
+
+    _commands = {
+        "/to": _cmd_to, "/sub": _cmd_sub, "/reply": _cmd_reply, "/users": _cmd_users, "/list": _cmd_list,
+        "/open": _cmd_open, "/delete": _cmd_delete, "/whoami": _cmd_whoami, "/help": _cmd_help,
+    }
+
+    async def linger(self, timeout: float) -> None:
+        """Give unacknowledged messages up to ``timeout`` seconds before leaving."""
+        pending = [m.message_id for m in self.client.outbox]
+        if not pending:
+            return
+        self.notice(f"waiting up to {timeout:.0f} s for {len(pending)} message(s) to be stored")
+        with contextlib.suppress(TimeoutError, ChatClientError):
+            async with asyncio.timeout(timeout):
+                for message_id in pending:
+                    with contextlib.suppress(KeyError):
+                        await self.client.wait_acked(message_id)
+        left = len(self.client.outbox)
+        if left:
+            self.notice(f"{left} message(s) were not stored and are dropped")
+
+
+def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    # A daemon thread: stdin has no portable non-blocking read, and a thread stuck in
+    # readline must not keep the process alive after /quit.
+    for line in sys.stdin:
+        loop.call_soon_threadsafe(queue.put_nowait, line)
+    loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+def _password(args: argparse.Namespace) -> str:
+    password = args.password or os.environ.get("CHAT_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise SystemExit("error: give --password or set CHAT_PASSWORD when input is not a terminal")
+    return getpass.getpass(f"password for {args.username}: ")
+
+
+def _target(args: argparse.Namespace) -> Target:
+    if args.stack_name:
+        return Target.from_cloudformation(args.stack_name, args.region)
+    return Target.from_state_file(Path(args.state_file))
+
+
+def _sign_in(target: Target, username: str, password: str) -> Tokens:
+    cognito = target.cognito()
+    try:
+        return sign_in(target, username, password)
+    except (cognito.exceptions.NotAuthorizedException, cognito.exceptions.UserNotFoundException):
+        raise SystemExit(f"error: wrong username or password for {username!r}") from None
+
+
+async def _chat(args: argparse.Namespace, target: Target, tokens: Tokens) -> int:
+    color = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
+    client = ChatClient.for_target(target, tokens)
+    chat = TerminalChat(client, username=args.username, write=lambda line: print(line, flush=True), color=color)
+    client.subscribe(chat.on_event)
+    chat.notice(f"signed in as {args.username} (sub {tokens.sub}); connecting to {target.websocket_url}")
+    async with client:
+        try:
+            await client.wait_online(30)
+        except ChatClientError as exc:
+            chat.notice(f"could not connect: {exc}")
+            return 1
+        if args.to_sub:
+            await chat.handle(f"/sub {args.to_sub}")
+        elif args.to:
+            await chat.handle(f"/to {args.to}")
+        elif chat.peer is None:
+            chat.notice("no conversation open: /to <username>, /sub <sub>, or wait for a message")
+
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), lines), daemon=True).start()
+        while True:
+            line = await lines.get()
+            if line is None or not await chat.handle(line):
+                break
+        await chat.linger(args.linger)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m chatclient``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # A dropped connection is reported on screen already; the library's own lines would repeat it.
+        logging.getLogger("chatclient").setLevel(logging.ERROR)
+    target = _target(args)
+    tokens = _sign_in(target, args.username, _password(args))
+    try:
+        return asyncio.run(_chat(args, target, tokens))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
