@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, _field, kind, text in _LIMIT_FLAGS:
         limits.add_argument(flag, type=_positive(kind), metavar="SECONDS" if kind is float else "BYTES", help=text)
     functions = up.add_argument_group("functions")
-    functions.add_argument("--function-concurrency", type=_positive(int), default=10, metavar="N",
+    functions.add_argument("--function-concurrency", type=_positive(int), default=None, metavar="N",
                            help="most workers per function without ReservedConcurrentExecutions "
-                           "(default: %(default)s)")
+                           "(default: one per CPU, at least 2)")
     functions.add_argument("--no-hot-reload", dest="hot_reload", action="store_false",
                            help="keep running the code loaded at start, as a deployed function does")
 

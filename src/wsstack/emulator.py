@@ -10,6 +10,8 @@ call. moto's CloudFormation is not used because it silently skips ApiGatewayV2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import logging
 import os
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -60,8 +63,14 @@ class Emulator:
         self._proc: subprocess.Popen[str] | None = None
         self.endpoint_url = ""
 
-    def start(self, timeout: float = 30.0) -> str:
-        """Start moto and return its endpoint URL once it accepts requests."""
+    def start(self, timeout: float = 30.0, *, announce: bool = True) -> str:
+        """Start moto and return its endpoint URL once it accepts requests.
+
+        Args:
+            timeout: Seconds to wait for the child to bind its port.
+            announce: Log the endpoint; a caller that may yet fail for another reason (a bad
+                template read meanwhile) calls :meth:`announce` itself once that is settled.
+        """
         self._proc = subprocess.Popen(
             [self._python, "-m", "wsstack.emulator", "--port", str(self._port)],
             # The child exits when this pipe closes, so it cannot outlive us even if we are
@@ -81,8 +90,13 @@ class Emulator:
             self.stop()
             raise RuntimeError(f"the AWS emulator did not start (it said {line!r})") from None
         self.endpoint_url = f"http://127.0.0.1:{port}"
-        log.info("AWS emulator (moto) at %s", self.endpoint_url)
+        if announce:
+            self.announce()
         return self.endpoint_url
+
+    def announce(self) -> None:
+        """Log where the emulator listens."""
+        log.info("AWS emulator (moto) at %s", self.endpoint_url)
 
     def stop(self) -> None:
         """Stop the child process; idempotent."""
@@ -118,12 +132,14 @@ def _api_arguments(client: Any, operation: str, props: Mapping[str, Any]) -> dic
     return {key: value for key, value in props.items() if key in members}
 
 
+#: Concurrent creations at most; moto serves one request at a time anyway (see _serve).
+_CREATE_THREADS = 4
+
 #: What creating a resource gives: its ``Ref`` value, and ``Fn::GetAtt`` values known only now.
 _Created = tuple[str, dict[str, str]]
 
 
-def _create_table(res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str) -> _Created:
-    client = aws_client("dynamodb", endpoint_url, region)
+def _create_table(res: Resource, props: dict[str, Any], client: Any) -> _Created:
     name = props.get("TableName") or res.logical_id
     args = _api_arguments(client, "CreateTable", {**props, "TableName": name})
     if "StreamSpecification" in props:  # CloudFormation leaves StreamEnabled implicit
@@ -137,28 +153,32 @@ def _create_table(res: Resource, props: dict[str, Any], endpoint_url: str | None
     return str(name), ({"StreamArn": stream} if stream else {})
 
 
-def _create_user_pool(res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str) -> _Created:
-    client = aws_client("cognito-idp", endpoint_url, region)
+def _create_user_pool(res: Resource, props: dict[str, Any], client: Any) -> _Created:
     args = _api_arguments(client, "CreateUserPool", props)
     args["PoolName"] = props.get("UserPoolName") or res.logical_id
     return str(client.create_user_pool(**args)["UserPool"]["Id"]), {}
 
 
-def _create_user_pool_client(
-    res: Resource, props: dict[str, Any], endpoint_url: str | None, region: str
-) -> _Created:
-    client = aws_client("cognito-idp", endpoint_url, region)
+def _create_user_pool_client(res: Resource, props: dict[str, Any], client: Any) -> _Created:
     args = _api_arguments(client, "CreateUserPoolClient", props)
     args.setdefault("ClientName", res.logical_id)
     return str(client.create_user_pool_client(**args)["UserPoolClient"]["ClientId"]), {}
 
 
-# Creation order matters only in one place: a pool client needs its pool's id.
-_CREATORS: dict[str, Callable[[Resource, dict[str, Any], str | None, str], _Created]] = {
-    "AWS::DynamoDB::Table": _create_table,
-    "AWS::Cognito::UserPool": _create_user_pool,
-    "AWS::Cognito::UserPoolClient": _create_user_pool_client,
+#: Resource type -> (boto3 service, creator). Listed in creation order: a pool client needs
+#: its pool's id, so it comes in a later wave (see _WAVES).
+_CREATORS: dict[str, tuple[str, Callable[[Resource, dict[str, Any], Any], _Created]]] = {
+    "AWS::DynamoDB::Table": ("dynamodb", _create_table),
+    "AWS::Cognito::UserPool": ("cognito-idp", _create_user_pool),
+    "AWS::Cognito::UserPoolClient": ("cognito-idp", _create_user_pool_client),
 }
+#: Resources of one wave do not refer to each other, so they are created concurrently.
+_WAVES = (
+    ("AWS::DynamoDB::Table", "AWS::Cognito::UserPool"),
+    ("AWS::Cognito::UserPoolClient",),
+)
+#: The emulator's backends for those services, imported in the child ahead of the first request.
+_PRELOADED_BACKENDS = ("moto.dynamodb", "moto.cognitoidp")
 
 
 #: Sub-resources of an API whose Ref is a short generated id on AWS (``"a1b2c3d"``).
@@ -209,15 +229,32 @@ def create_resources(
     refs: dict[str, str] = {fn: fn for fn in app.functions}
     refs.update({api.logical_id: default_api_id(api.logical_id) for api in app.apis.values()})
     refs.update(_named_only_locally(app, refs))
-    for type_name, create in _CREATORS.items():
-        for res in app.of_type(type_name):
-            try:
-                props = resolve(res.properties, refs, app.parameters, region=region, resources=app.resources)
-                refs[res.logical_id], attributes = create(res, props, endpoint_url, region)
+    # One client per service, made here: building clients from boto3's shared default session
+    # is not thread-safe, while calls on a built client are.
+    clients: dict[str, Any] = {}
+    for type_name, (service, _) in _CREATORS.items():
+        if service not in clients and app.of_type(type_name):
+            clients[service] = aws_client(service, endpoint_url, region)
+
+    def create(type_name: str, res: Resource) -> _Created:
+        service, creator = _CREATORS[type_name]
+        try:
+            props = resolve(res.properties, refs, app.parameters, region=region, resources=app.resources)
+            return creator(res, props, clients[service])
+        except TemplateError as exc:
+            raise TemplateError(f"{res.logical_id}: {exc}") from None
+
+    # Each call is a round trip to the emulator, mostly waiting: threads overlap them.
+    with ThreadPoolExecutor(max_workers=_CREATE_THREADS) as pool:
+        for wave in _WAVES:
+            jobs = [(type_name, res) for type_name in wave for res in app.of_type(type_name)]
+            futures = [pool.submit(create, type_name, res) for type_name, res in jobs]
+            # Results are recorded in template order whatever order they finish in, and the
+            # first failure (in that order) is the one raised.
+            for (type_name, res), future in zip(jobs, futures, strict=True):
+                refs[res.logical_id], attributes = future.result()
                 refs.update({f"{res.logical_id}.{name}": value for name, value in attributes.items()})
-            except TemplateError as exc:
-                raise TemplateError(f"{res.logical_id}: {exc}") from None
-            log.debug("created %s %s -> %s", type_name, res.logical_id, refs[res.logical_id])
+                log.debug("created %s %s -> %s", type_name, res.logical_id, refs[res.logical_id])
     return refs
 
 
@@ -243,6 +280,12 @@ def _serve(port: int) -> None:
     server = make_server("127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler)
     print(json.dumps({"port": server.server_address[1]}), flush=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    # moto imports a service's backend on that service's first request (over 100 ms each);
+    # importing the ones the stack creates resources in now overlaps it with the parent's
+    # own start-up. A request arriving meanwhile waits on the import lock, not on a failure.
+    for module in _PRELOADED_BACKENDS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
     # Everything lives in memory and is discarded on exit, so there is nothing to flush:
     # leave at once rather than wait for the server's shutdown poll.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

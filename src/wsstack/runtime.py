@@ -8,7 +8,8 @@ Each worker gets its own Runtime API endpoint, as each AWS execution environment
 that tells us which process holds which invocation, so a timeout kills the right worker and a
 crash fails the right invocation. All workers of a function draw from one queue, so whichever
 worker is idle takes the next invocation. Dispatch is push-based (asyncio futures, no polling),
-so a warm invocation costs two local HTTP requests and no process start.
+so a warm invocation costs two local HTTP requests and no process start. The Runtime API is
+served by :mod:`wsstack.http11`, a server cut to what the runtime clients send.
 
 Reproduced AWS behaviour:
 
@@ -49,11 +50,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
+from wsstack.http11 import HttpError, Request, Response, ServerProtocol
 from wsstack.model import Function, InvocationResult
 
-__all__ = ["LambdaRuntime", "RequestTooLargeException", "ResourceNotFoundException"]
+__all__ = ["DEFAULT_CONCURRENCY", "LambdaRuntime", "RequestTooLargeException", "ResourceNotFoundException"]
 
 #: AWS: "The Init phase is limited to 10 seconds".
 INIT_TIMEOUT = 10.0
@@ -61,6 +61,10 @@ INIT_TIMEOUT = 10.0
 STOP_GRACE = 2.0
 #: Synchronous invocation payload limit, request and response (the figure AWS's error quotes).
 MAX_PAYLOAD = 6_291_556
+#: Workers per function when neither the template nor the caller sets a limit: one per CPU,
+#: at least two. More processes than CPUs add memory and context switches, not throughput,
+#: since every worker and the gateway share the same cores.
+DEFAULT_CONCURRENCY = max(2, os.cpu_count() or 1)
 #: The account id moto and the other local tools use.
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -182,11 +186,16 @@ class _Worker:
         #: The version of the function's code this worker loads (see _CodeWatch).
         self.code_version = pool.code_version
         self.port = 0
-        self.site: web.SockSite | None = None
+        self.server: asyncio.Server | None = None
         self.transport: asyncio.SubprocessTransport | None = None
         self.pid: int | None = None
-        self.waiter: asyncio.Future[_Invocation] | None = None
+        #: The pending answer to its /next long poll while it is idle.
+        self.waiter: asyncio.Future[Response] | None = None
         self.current: _Invocation | None = None
+        #: The request id of the invocation this worker took last. Output travels on a pipe,
+        #: apart from the Runtime API, so a line printed late in an invocation can arrive
+        #: after its response: it still belongs to that invocation.
+        self.last_request_id: str | None = None
         self.served = 0
         self.spawned = time.monotonic()
         self.init_ms: float | None = None  # set when it first polls /next
@@ -238,6 +247,8 @@ class _Worker:
         extra: dict[str, Any] = {"function": self.pool.name, "worker_pid": self.pid}
         if self.current is not None:
             extra["request_id"] = self.current.request_id
+        elif self.last_request_id is not None:
+            extra["request_id"] = self.last_request_id
         self.pool.log.info(text, extra=extra)
 
 
@@ -295,7 +306,7 @@ class LambdaRuntime:
     Args:
         host: Address the Runtime API endpoints listen on.
         default_concurrency: Most workers per function when its ``reserved_concurrency`` is
-            not set.
+            not set; :data:`DEFAULT_CONCURRENCY` (the CPU count, at least 2) when None.
         python: Interpreter that runs the workers; it must be able to import ``awslambdaric``.
         log: Logger for one line per invocation; defaults to ``wsstack.runtime``. The
             functions' own output goes to ``wsstack.fn.<LogicalId>``, one record per line.
@@ -321,11 +332,13 @@ class LambdaRuntime:
         self,
         *,
         host: str = "127.0.0.1",
-        default_concurrency: int = 10,
+        default_concurrency: int | None = None,
         python: str = sys.executable,
         log: logging.Logger | None = None,
         code_check_interval: float | None = None,
     ) -> None:
+        if default_concurrency is None:
+            default_concurrency = DEFAULT_CONCURRENCY
         if default_concurrency < 1:
             raise ValueError("default_concurrency must be at least 1")
         if code_check_interval is not None and code_check_interval < 0:
@@ -338,7 +351,7 @@ class LambdaRuntime:
         self._log = log or logging.getLogger("wsstack.runtime")
         self._pools: dict[str, _Pool] = {}
         self._by_port: dict[int, _Worker] = {}
-        self._runner: web.AppRunner | None = None
+        self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
 
@@ -381,22 +394,7 @@ class LambdaRuntime:
         """Start serving the Runtime API. Workers start later, when invocations need them."""
         if self._stopped:
             raise RuntimeError("the runtime was stopped; create a new one")
-        if self._runner is not None:
-            return
-        # Room above Lambda's 6 MB limit, so an oversized response is read and reported as
-        # AWS reports it rather than refused by aiohttp.
-        app = web.Application(client_max_size=2 * MAX_PAYLOAD)
-        app.add_routes(
-            [
-                web.get(f"{_API}/invocation/next", self._next),
-                web.post(f"{_API}/invocation/{{request_id}}/response", self._response),
-                web.post(f"{_API}/invocation/{{request_id}}/error", self._error),
-                web.post(f"{_API}/init/error", self._init_error),
-            ]
-        )
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        self._runner = runner
+        self._started = True
 
     async def invoke(self, name: str, event: Any, *, timeout: float | None = None) -> InvocationResult:
         """Invoke a function synchronously (``RequestResponse``) and return the outcome.
@@ -424,7 +422,7 @@ class LambdaRuntime:
         pool = self._pools.get(name)
         if pool is None:
             raise ResourceNotFoundException(f"Function not found: {name}")
-        if self._runner is None or self._stopped:
+        if not self._started or self._stopped:
             raise RuntimeError("the runtime is not running")
         body = event if isinstance(event, bytes) else json.dumps(event, separators=(",", ":")).encode()
         if len(body) > MAX_PAYLOAD:
@@ -477,8 +475,8 @@ class LambdaRuntime:
         await self._wait_reaped(workers, 5.0)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for worker in workers:
+            self._close_endpoint(worker)
 
     # -- hot reload -------------------------------------------------------------------------
 
@@ -509,7 +507,8 @@ class LambdaRuntime:
             if waiter is None or waiter.done():
                 continue
             self._dispatch(worker, inv)
-            waiter.set_result(inv)
+            worker.waiter = None
+            waiter.set_result(self._invocation_response(pool, inv))
             return
         pool.pending.append(inv)
         self._scale(pool)
@@ -525,6 +524,7 @@ class LambdaRuntime:
     def _dispatch(self, worker: _Worker, inv: _Invocation) -> None:
         worker.set_state(_State.BUSY)
         worker.current = inv
+        worker.last_request_id = inv.request_id
         inv.cold_start = worker.served == 0
         inv.init_ms = worker.init_ms if inv.cold_start else None
         worker.served += 1
@@ -548,6 +548,8 @@ class LambdaRuntime:
                     cold_start=inv.cold_start,
                 )
             )
+        if not self._log.isEnabledFor(logging.INFO):
+            return
         # Like the REPORT line Lambda writes: what ran, how long, and a cold start's init cost.
         start = "warm"
         if inv.cold_start:
@@ -604,7 +606,7 @@ class LambdaRuntime:
         with contextlib.suppress(ValueError):
             worker.pool.idle.remove(worker)
         if worker.waiter is not None and not worker.waiter.done():
-            worker.waiter.set_exception(web.HTTPGone(text="this execution environment is shut down"))
+            worker.waiter.set_exception(_gone())
 
     # -- worker lifecycle -------------------------------------------------------------------
 
@@ -618,13 +620,15 @@ class LambdaRuntime:
         loop = asyncio.get_running_loop()
         sock: socket.socket | None = None
         try:
-            assert self._runner is not None
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((self._host, 0))
             worker.port = sock.getsockname()[1]
             self._by_port[worker.port] = worker
-            worker.site = web.SockSite(self._runner, sock)
-            await worker.site.start()
+            # Room above Lambda's 6 MB limit, so an oversized response is read and reported
+            # as AWS reports it rather than refused by the server.
+            worker.server = await loop.create_server(
+                lambda: ServerProtocol(self._route, max_body=2 * MAX_PAYLOAD), sock=sock
+            )
             env = dict(pool.env)
             env["AWS_LAMBDA_RUNTIME_API"] = f"{self._host}:{worker.port}"
             env.setdefault("AWS_LAMBDA_LOG_STREAM_NAME", _log_stream_name())
@@ -690,9 +694,7 @@ class LambdaRuntime:
     async def _release(self, worker: _Worker) -> None:
         worker.pool.workers.discard(worker)
         self._by_port.pop(worker.port, None)
-        if worker.site is not None:
-            with contextlib.suppress(RuntimeError):  # already stopped by runner cleanup
-                await worker.site.stop()
+        self._close_endpoint(worker)
         if not worker.reaped.done():
             worker.reaped.set_result(None)
 
@@ -718,6 +720,12 @@ class LambdaRuntime:
         else:
             error = {"errorMessage": f"RequestId: {inv.request_id} Error: {message}", "errorType": error_type}
         self._complete(pool, inv, error=error)
+
+    @staticmethod
+    def _close_endpoint(worker: _Worker) -> None:
+        server, worker.server = worker.server, None
+        if server is not None:
+            server.close()
 
     async def _wait_reaped(self, workers: list[_Worker], timeout: float) -> None:
         waiting = [w.reaped for w in workers if not w.reaped.done()]
@@ -774,14 +782,37 @@ class LambdaRuntime:
 
     # -- Runtime API ------------------------------------------------------------------------
 
-    def _worker_of(self, request: web.Request) -> _Worker:
-        transport = request.transport
-        worker = self._by_port.get(transport.get_extra_info("sockname")[1]) if transport else None
+    def _route(self, request: Request) -> Response | asyncio.Future[Response]:
+        """Answer one Runtime API request (see :mod:`wsstack.http11`)."""
+        path = request.path
+        if not path.startswith(_API):
+            raise HttpError(404, "404: Not Found")
+        path = path[len(_API):]
+        if path == "/invocation/next":
+            if request.method != "GET":
+                raise HttpError(405, "405: Method Not Allowed")
+            return self._next(request)
+        if request.method != "POST":
+            raise HttpError(405 if path.startswith(("/invocation/", "/init/")) else 404)
+        if path == "/init/error":
+            return self._init_error(request)
+        head, _, outcome = path.rpartition("/")
+        prefix = "/invocation/"
+        if head.startswith(prefix) and "/" not in head[len(prefix):] and len(head) > len(prefix):
+            request_id = head[len(prefix):]
+            if outcome == "response":
+                return self._response(request, request_id)
+            if outcome == "error":
+                return self._error(request, request_id)
+        raise HttpError(404, "404: Not Found")
+
+    def _worker_of(self, request: Request) -> _Worker:
+        worker = self._by_port.get(request.port)
         if worker is None or worker.state is _State.DEAD:
-            raise web.HTTPGone(text="this execution environment is shut down")
+            raise _gone()
         return worker
 
-    async def _next(self, request: web.Request) -> web.Response:
+    def _next(self, request: Request) -> Response | asyncio.Future[Response]:
         """``GET /runtime/invocation/next``: hand the worker the next invocation, waiting for one."""
         worker = self._worker_of(request)
         pool = worker.pool
@@ -806,21 +837,24 @@ class LambdaRuntime:
             # it was running, and a fresh worker takes the queue.
             self._kill(worker)
             self._scale(pool)
-            raise web.HTTPGone(text="this execution environment is shut down")
+            raise _gone()
         if pool.pending:
             inv = pool.pending.popleft()
             self._dispatch(worker, inv)
-        else:
-            worker.set_state(_State.IDLE)
-            worker.waiter = asyncio.get_running_loop().create_future()
-            pool.idle.append(worker)
-            try:
-                inv = await worker.waiter
-            finally:
-                worker.waiter = None
-        return web.Response(
-            body=inv.body,
-            headers={
+            return self._invocation_response(pool, inv)
+        # A long poll: _submit resolves the waiter with the next invocation's response. If
+        # the connection drops first, the server cancels it and _submit passes this worker by.
+        worker.set_state(_State.IDLE)
+        waiter = worker.waiter = asyncio.get_running_loop().create_future()
+        pool.idle.append(worker)
+        return waiter
+
+    @staticmethod
+    def _invocation_response(pool: _Pool, inv: _Invocation) -> Response:
+        return Response(
+            200,
+            inv.body,
+            {
                 # Exactly this, with no charset: otherwise awslambdaric hands the handler bytes.
                 "Content-Type": "application/json",
                 "Lambda-Runtime-Aws-Request-Id": inv.request_id,
@@ -830,28 +864,29 @@ class LambdaRuntime:
             },
         )
 
-    def _claim(self, request: web.Request) -> tuple[_Worker, _Invocation]:
+    def _claim(self, request: Request, request_id: str) -> tuple[_Worker, _Invocation]:
         worker = self._worker_of(request)
         inv = worker.current
-        if inv is None or inv.request_id != request.match_info["request_id"]:
-            raise web.HTTPBadRequest(
-                text=json.dumps({"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}),
+        if inv is None or inv.request_id != request_id:
+            raise HttpError(
+                400,
+                json.dumps({"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}),
                 content_type="application/json",
             )
         return worker, inv
 
     def _answered(self, worker: _Worker, inv: _Invocation) -> bool:
-        # Reading the body yields to the loop: the invocation may have timed out meanwhile.
+        # The invocation may have timed out, or been failed, since the worker took it.
         if worker.current is not inv:
             return False
         worker.current = None
         worker.set_state(_State.FINISHING)
         return True
 
-    async def _response(self, request: web.Request) -> web.Response:
+    def _response(self, request: Request, request_id: str) -> Response:
         """``POST /runtime/invocation/{id}/response``: the handler's return value."""
-        worker, inv = self._claim(request)
-        body = await request.read()
+        worker, inv = self._claim(request, request_id)
+        body = request.body
         if self._answered(worker, inv):
             if len(body) > MAX_PAYLOAD:
                 self._complete(
@@ -867,23 +902,26 @@ class LambdaRuntime:
                 self._complete(worker.pool, inv, payload=_decode(body))
         return _accepted()
 
-    async def _error(self, request: web.Request) -> web.Response:
+    def _error(self, request: Request, request_id: str) -> Response:
         """``POST /runtime/invocation/{id}/error``: the handler raised; pass the report through."""
-        worker, inv = self._claim(request)
-        body = await request.read()
+        worker, inv = self._claim(request, request_id)
         if self._answered(worker, inv):
-            self._complete(worker.pool, inv, error=_error_body(request, body))
+            self._complete(worker.pool, inv, error=_error_body(request))
         return _accepted()
 
-    async def _init_error(self, request: web.Request) -> web.Response:
+    def _init_error(self, request: Request) -> Response:
         """``POST /runtime/init/error``: the handler could not be loaded; the worker exits next."""
         worker = self._worker_of(request)
-        worker.init_error = _error_body(request, await request.read())
+        worker.init_error = _error_body(request)
         return _accepted()
 
 
-def _accepted() -> web.Response:
-    return web.json_response({"status": "OK"}, status=202)
+def _gone() -> HttpError:
+    return HttpError(410, "this execution environment is shut down")
+
+
+def _accepted() -> Response:
+    return Response(202, b'{"status": "OK"}', {"Content-Type": "application/json; charset=utf-8"})
 
 
 def _decode(body: bytes) -> Any:
@@ -895,7 +933,8 @@ def _decode(body: bytes) -> Any:
         return body  # the handler returned bytes, which Lambda passes on as they are
 
 
-def _error_body(request: web.Request, body: bytes) -> dict[str, Any]:
+def _error_body(request: Request) -> dict[str, Any]:
+    body = request.body
     try:
         error = json.loads(body)
     except ValueError:
@@ -904,7 +943,7 @@ def _error_body(request: web.Request, body: bytes) -> dict[str, Any]:
         return error
     return {
         "errorMessage": body.decode("utf-8", "replace"),
-        "errorType": request.headers.get("Lambda-Runtime-Function-Error-Type", "Unhandled"),
+        "errorType": request.headers.get("lambda-runtime-function-error-type", "Unhandled"),
     }
 
 

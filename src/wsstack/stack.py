@@ -1,14 +1,17 @@
 """The whole local stack: emulator, resources, Lambda runtime and WebSocket gateways.
 
-Start-up order follows the dependencies: the emulator first (resources need it), then the
-resources (function environments name them), then one gateway per stage of each WebSocket
-API (functions need the ``@connections`` URLs), and last the functions themselves, which
-start lazily on first use and, with hot reload, restart when their code changes.
+Start-up order follows the dependencies: the emulator first (resources need it; it boots in
+its own process while the template is read), then the resources (function environments name
+them), then one gateway per stage of each WebSocket API (functions need the ``@connections``
+URLs), and last the functions themselves, which start lazily on first use and, with hot
+reload, restart when their code changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import re
@@ -193,7 +196,8 @@ class LocalStack:
         env_vars: an overrides file in ``sam local``'s ``--env-vars`` format.
         limits: gateway limits (AWS defaults when None).
         region: the region everything runs in.
-        function_concurrency: most workers per function without ``ReservedConcurrentExecutions``.
+        function_concurrency: most workers per function without ``ReservedConcurrentExecutions``;
+            None: one per CPU, at least 2 (see :data:`~wsstack.runtime.DEFAULT_CONCURRENCY`).
         code_check_interval: hot reload: changed handler and domain code runs from the next
             invocation, checked at most once per this many seconds (see
             :class:`~wsstack.runtime.LambdaRuntime`); None turns it off, as on AWS, where a
@@ -213,7 +217,7 @@ class LocalStack:
         env_vars: Path | None = None,
         limits: Limits | None = None,
         region: str = DEFAULT_REGION,
-        function_concurrency: int = 10,
+        function_concurrency: int | None = None,
         code_check_interval: float | None = CODE_CHECK_INTERVAL,
         require_api: bool = True,
     ) -> None:
@@ -242,16 +246,26 @@ class LocalStack:
             raise
 
     async def _start(self) -> StackInfo:
-        app = self.app = load_app(self.template, self.parameters, region=self.region)
-        if self._require_api and not app.apis:
-            raise TemplateError(
-                f"{self.template} declares no WebSocket API; add an AWS::Serverless::WebSocketApi "
-                "or an AWS::ApiGatewayV2::Api with ProtocolType: WEBSOCKET."
-            )
-        _warn_unenforced(app)
-        overrides = load_env_vars(self._env_vars)
         loop = asyncio.get_running_loop()
-        endpoint = await loop.run_in_executor(None, self.emulator.start)
+        # moto takes about as long to boot in its own process as the template takes to read
+        # and translate here, so the two overlap; the emulator is always needed.
+        emulator = loop.run_in_executor(None, functools.partial(self.emulator.start, announce=False))
+        try:
+            app = self.app = load_app(self.template, self.parameters, region=self.region)
+            if self._require_api and not app.apis:
+                raise TemplateError(
+                    f"{self.template} declares no WebSocket API; add an AWS::Serverless::WebSocketApi "
+                    "or an AWS::ApiGatewayV2::Api with ProtocolType: WEBSOCKET."
+                )
+            _warn_unenforced(app)
+            overrides = load_env_vars(self._env_vars)
+        except BaseException:
+            # Let the emulator finish starting so that stop() finds its process and ends it.
+            with contextlib.suppress(Exception):
+                await emulator
+            raise
+        endpoint = await emulator
+        self.emulator.announce()
         refs = await loop.run_in_executor(
             None, lambda: create_resources(app, endpoint_url=endpoint, region=self.region)
         )
