@@ -41,6 +41,8 @@ def main() -> int:
     with ChatSession(target, alice.id_token) as a:
         with ChatSession(target, bob.id_token) as b:
             a.send_message(conversation, bob.sub, "Hi Bob! This is the demo conversation.")
+            # Each session confirms what it reads (ackMessages), as the app does: that
+            # confirmation is what turns the sender's ✓ into ✓✓.
             b.receive_until("message")
             a.receive_until("status")
             b.send_message(conversation, alice.sub, "Hi Alice, got it.")

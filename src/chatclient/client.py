@@ -7,6 +7,8 @@ It plays the part of the iOS app's ``WebSocketService`` + ``MessageSync``:
 * on every (re)connect resends the outbox (same ``messageId``, so the server stores each
   message once) and pages through ``syncMessages`` until ``hasMore`` is false;
 * reports each incoming message once, whether it came live, in a sync page, or both;
+* confirms every message it receives (``ackMessages``, batched): until then the server
+  keeps it pending and sends it again with the next sync;
 * reports each status step (``sent`` → ``delivered`` → ``read``) once, never backwards;
 * sends ``ping`` when it has been quiet, to stay under API Gateway's 10-minute idle timeout.
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -70,12 +74,15 @@ from chatclient.session import conversation_id as _conversation_id
 from chatclient.target import Target
 from chatclient.tokens import CognitoTokenSource, TokenSource
 
-__all__ = ["MAX_CONTENT_LENGTH", "AuthenticationRefused", "ChatClient", "EventStream"]
+__all__ = ["MAX_CONFIRM_IDS", "MAX_CONTENT_LENGTH", "AuthenticationRefused", "ChatClient", "EventStream"]
 
 logger = logging.getLogger(__name__)
 
 #: Longest message text the server accepts, in characters.
 MAX_CONTENT_LENGTH = 4000
+
+#: Most message ids one ``ackMessages`` may carry.
+MAX_CONFIRM_IDS = 100
 
 #: How many message outcomes (acks, refusals) are remembered for :meth:`ChatClient.wait_acked`.
 _OUTCOME_MEMORY = 1000
@@ -171,6 +178,10 @@ class ChatClient:
             Gateway's idle timeout: ``keepalive_interval`` takes care of that.
         transport_ping_timeout: how long to wait for the WebSocket pong.
         close_timeout: how long a clean close waits for the server's close frame.
+        confirm_interval: at least this many seconds between two ``ackMessages`` frames
+            (the first goes at once). Confirmations arriving meanwhile wait and go
+            together, so a busy conversation costs at most one frame per interval
+            against the server's 30-frames-per-10-seconds limit.
     """
 
     def __init__(
@@ -191,6 +202,7 @@ class ChatClient:
         transport_ping_interval: float | None = 20.0,
         transport_ping_timeout: float | None = 20.0,
         close_timeout: float = 5.0,
+        confirm_interval: float = 1.0,
     ) -> None:
         if not 1 <= sync_page_size <= 100:
             raise ValueError("sync_page_size must be between 1 and 100")
@@ -209,9 +221,14 @@ class ChatClient:
         self.max_sync_pages = max_sync_pages
         self._transport_ping = (transport_ping_interval, transport_ping_timeout)
         self.close_timeout = close_timeout
+        self.confirm_interval = confirm_interval
 
         self._seen = RecentIds(dedupe_capacity)
         self._ledger = StatusLedger(dedupe_capacity)
+        #: Received messages whose receipt the server has not been told yet (kept across
+        #: reconnects; confirming one twice is harmless).
+        self._unconfirmed: dict[str, None] = {}
+        self._confirm_wanted = asyncio.Event()
         self._outcomes: OrderedDict[str, MessageAcked | RequestFailed] = OrderedDict()
         self._outcome_waiters: dict[str, list[asyncio.Future[MessageAcked]]] = {}
         self._waiters: list[_Waiter] = []
@@ -280,6 +297,13 @@ class ChatClient:
         Unacknowledged messages stay in :attr:`outbox`; calls still waiting fail with
         :class:`ClientClosed`.
         """
+        ws = self._ws
+        if ws is not None and self._unconfirmed and not self._closing:
+            # Confirm what was received but not confirmed yet, so the next run does not get
+            # it again; best effort (a lost confirmation only means the message comes again).
+            batch = list(itertools.islice(self._unconfirmed, MAX_CONFIRM_IDS))
+            with contextlib.suppress(ConnectionLost):
+                await self._send(ws, action_frame("ackMessages", messageIds=batch))
         self._closing = True
         tasks = [task for task in (self._runner, self._refresher) if task is not None and not task.done()]
         for task in tasks:
@@ -646,7 +670,8 @@ class ChatClient:
         self._connected.set()
         self._set_state(ConnectionState.SYNCING)
         reader = asyncio.create_task(self._read(ws), name="chatclient-reader")
-        side_tasks: list[asyncio.Task[None]] = []
+        # Running from the start: messages of the sync pages are confirmed as they come.
+        side_tasks = [asyncio.create_task(self._confirm_received(ws), name="chatclient-confirm")]
         try:
             await self._flush_outbox(ws)
             await self._sync(ws)
@@ -656,7 +681,7 @@ class ChatClient:
             self._backoff.reset()
             self._online.set()
             self._set_state(ConnectionState.ONLINE)
-            side_tasks = [
+            side_tasks += [
                 asyncio.create_task(self._keepalive(ws), name="chatclient-keepalive"),
                 asyncio.create_task(self._resend_unacked(ws), name="chatclient-resend"),
             ]
@@ -745,6 +770,32 @@ class ChatClient:
         logger.debug("sync done: %d new messages in %d pages", received, pages)
         self._emit(SyncCompleted(received, pages))
 
+    async def _confirm_received(self, ws: ClientConnection) -> None:
+        """Tell the server which messages this device holds (``ackMessages``), in batches.
+
+        Until then a message stays pending for this user: a push into a socket whose
+        network died silently is accepted by API Gateway but never arrives, and the next
+        sync brings it back. Ids stay queued until their frame went out, so a connection
+        lost first confirms them on the next one.
+        """
+        last_sent = -math.inf
+        with contextlib.suppress(ConnectionLost):
+            while True:
+                await self._confirm_wanted.wait()
+                wait = last_sent + self.confirm_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._confirm_wanted.clear()
+                batch = list(itertools.islice(self._unconfirmed, MAX_CONFIRM_IDS))
+                if not batch:
+                    continue
+                if len(self._unconfirmed) > len(batch):
+                    self._confirm_wanted.set()
+                await self._send(ws, action_frame("ackMessages", messageIds=batch))
+                last_sent = time.monotonic()
+                for message_id in batch:
+                    self._unconfirmed.pop(message_id, None)
+
     async def _keepalive(self, ws: ClientConnection) -> None:
         # API Gateway closes a connection after 10 minutes without a frame from the client;
         # any frame counts, so a ping is needed only after a quiet stretch.
@@ -824,6 +875,11 @@ class ChatClient:
         self._receive(ChatMessage.from_wire(frame["message"]), "live")
 
     def _receive(self, message: ChatMessage, via: str) -> bool:
+        if message.recipient_id == self.user_id:
+            # Confirm copies already reported too: the server sends a message again until
+            # a confirmation reaches it, and the first one may have been lost.
+            self._unconfirmed[message.message_id] = None
+            self._confirm_wanted.set()
         if not self._seen.add(message.message_id):
             logger.debug("message %s already reported; %s copy ignored", message.message_id, via)
             return False

@@ -29,7 +29,16 @@ __all__ = [
 ]
 
 #: The ``action`` values protocol v1 defines.
-ACTIONS = ("sendMessage", "syncMessages", "markRead", "listConversations", "findUsers", "deleteMessage", "ping")
+ACTIONS = (
+    "sendMessage",
+    "syncMessages",
+    "markRead",
+    "ackMessages",
+    "listConversations",
+    "findUsers",
+    "deleteMessage",
+    "ping",
+)
 
 
 class ErrorCode(StrEnum):

@@ -21,10 +21,27 @@ def conversation_id(user_a: str, user_b: str) -> str:
     return "dm_" + "_".join(sorted((user_a, user_b)))
 
 
-class ChatSession:
-    """One connection of one signed-in user."""
+def _message_ids(frame: dict[str, Any]) -> list[str]:
+    """The ids of the messages a ``message`` or ``sync`` frame carries."""
+    if frame.get("type") == "message":
+        return [frame["message"]["messageId"]]
+    if frame.get("type") == "sync":
+        return [m["messageId"] for m in frame.get("messages", [])]
+    return []
 
-    def __init__(self, target: Target, id_token: str, *, open_timeout: float = 10.0) -> None:
+
+class ChatSession:
+    """One connection of one signed-in user.
+
+    Args:
+        confirm: answer every ``message`` frame and every non-empty ``sync`` page that
+            :meth:`receive` reads with ``ackMessages``, as an app does once it holds the
+            messages. Without it the messages stay pending on the server (no
+            ``delivered`` for their senders, and each sync returns them again).
+    """
+
+    def __init__(self, target: Target, id_token: str, *, open_timeout: float = 10.0, confirm: bool = True) -> None:
+        self.confirm = confirm
         self._resources = contextlib.ExitStack()
         self.ws: ClientConnection = self._resources.enter_context(
             connect(f"{target.websocket_url}?token={quote(id_token)}", open_timeout=open_timeout)
@@ -53,7 +70,16 @@ class ChatSession:
         """The next frame, decoded; TimeoutError if none arrives in time."""
         frame = json.loads(self.ws.recv(timeout=timeout))
         assert isinstance(frame, dict), frame
+        if self.confirm:
+            self.ack_messages(_message_ids(frame))
         return frame
+
+    def ack_messages(self, message_ids: list[str]) -> None:
+        """Confirm receipt of messages (nothing is sent for an empty list). The server
+        ignores ids of messages not sent to this user, so a copy of one's own message
+        pushed to another device may be confirmed harmlessly."""
+        if message_ids:
+            self.send("ackMessages", messageIds=message_ids)
 
     def receive_until(self, frame_type: str, timeout: float = 10.0) -> dict[str, Any]:
         """Skip frames until one of ``frame_type`` arrives (bounded by ``timeout``)."""

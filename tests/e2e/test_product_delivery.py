@@ -1,5 +1,9 @@
 """Delivery over real sockets: offline and back, dropped sockets, several devices, retry storms,
-and sends racing a sync. Nothing may be lost, nothing delivered twice."""
+and sends racing a sync. Nothing may be lost, nothing delivered twice.
+
+``ChatSession`` confirms what it reads (``ackMessages``), as the app does; a message is
+``delivered`` (and leaves the recipient's sync) once that confirmation was handled, which
+the sender sees as its ``status`` frame."""
 
 from __future__ import annotations
 
@@ -53,6 +57,14 @@ def _until_pong(session: ChatSession) -> list[dict[str, Any]]:
     """Every frame that arrives before the answer to a ping sent now."""
     session.send("ping")
     return _frames_until(session, lambda seen: bool(seen) and seen[-1].get("type") == "pong")[:-1]
+
+
+def _delivered(session: ChatSession, message_ids: list[str]) -> None:
+    """Read the sender's frames until each of ``message_ids`` was reported delivered."""
+    wanted = set(message_ids)
+    _frames_until(session, lambda seen: wanted <= {
+        f["messageId"] for f in _of_type(seen, "status") if f["status"] == "delivered"
+    })
 
 
 def _send_in_order(session: ChatSession, conversation: str, recipient: str, texts: list[str]) -> list[str]:
@@ -135,6 +147,7 @@ def test_a_dropped_socket_then_a_reconnect_loses_nothing_and_repeats_nothing(sta
             page = b2.receive_until("sync")
             assert [m["messageId"] for m in page["messages"]] == away
             assert page["hasMore"] is False
+            _delivered(a, away)  # b2 confirmed the page
             b2.send("syncMessages")
             assert b2.receive_until("sync")["messages"] == []
 
@@ -174,6 +187,7 @@ def test_a_retry_storm_of_one_message_stores_and_delivers_it_once(stack, new_use
         for _ in range(20):
             a.ws.send(frame)
 
+        assert b.receive_until("message")["message"]["messageId"] == message_id
         frames = _frames_until(a, lambda seen: len(_of_type(seen, "ack")) == 20 and bool(_of_type(seen, "status")))
         acks = _of_type(frames, "ack")
         assert {(f["messageId"], f["status"], f["timestamp"]) for f in acks} == {
@@ -181,8 +195,6 @@ def test_a_retry_storm_of_one_message_stores_and_delivers_it_once(stack, new_use
         }
         assert _of_type(frames, "error") == []
         assert len(_of_type(frames, "status")) == 1
-
-        assert b.receive_until("message")["message"]["messageId"] == message_id
         assert _of_type(_until_pong(b), "message") == []
         b.send("listConversations")
         assert b.receive_until("conversations")["conversations"][0]["unreadCount"] == 1
@@ -222,9 +234,11 @@ def test_messages_sent_while_the_recipient_syncs_are_not_missed(stack, new_user)
                 return wanted <= seen
 
             _frames_until(b, got_everything)
-            # And after the race nothing is left pending. Answers to syncs sent above may
-            # still be in flight, so sync again (a bounded number of times) until a page
-            # comes back empty; whatever those pages carry must be known messages.
+            # And after the race nothing is left pending once bob's confirmations were
+            # handled. Answers to syncs sent above may still be in flight, so sync again
+            # (a bounded number of times) until a page comes back empty; whatever those
+            # pages carry must be known messages.
+            _delivered(a, sorted(wanted))
             for _ in range(5):
                 b.send("syncMessages")
                 page = b.receive_until("sync")["messages"]

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from chat.handlers import connect, default, disconnect, send_message, sync_messages
+from chat.handlers import ack_messages, connect, default, disconnect, send_message, sync_messages
 
 
 @pytest.fixture
@@ -46,6 +46,16 @@ def sync(backend, ws_event, lambda_context):
         return sync_messages.lambda_handler(event, lambda_context)
 
     return sync_frame
+
+
+@pytest.fixture
+def confirm(backend, ws_event, lambda_context):
+    def ack_frame(user, connection_id, message_ids):
+        body = {"action": "ackMessages", "messageIds": message_ids}
+        event = ws_event("ack_messages", connection_id=connection_id, user=user, body=body)
+        return ack_messages.lambda_handler(event, lambda_context)
+
+    return ack_frame
 
 
 def _all(table) -> list[dict]:
@@ -93,8 +103,8 @@ def test_a_disconnect_without_identity_finds_the_user_from_the_row(
     assert tables.user_connections.get_item(Key={"userId": alice.user_id})["Item"]["connectionIds"] == {"A2"}
 
 
-def test_message_to_an_online_recipient_is_stored_pushed_and_marked_delivered(
-    online, send, tables, notifier, alice, bob
+def test_message_to_an_online_recipient_is_stored_pushed_and_stays_pending_until_confirmed(
+    online, send, confirm, tables, notifier, alice, bob
 ):
     online(alice, "A1")
     online(bob, "B1")
@@ -110,14 +120,24 @@ def test_message_to_an_online_recipient_is_stored_pushed_and_marked_delivered(
         "recipientId": bob.user_id,
         "content": "hello",
         "timestamp": item["timestamp"],
-        "status": "delivered",
+        "status": "sent",
         "isDeleted": False,
         "replyToMessageId": None,
-        # Unread until bob marks it read (UnreadIndex).
+        # Pending until a device of bob confirms it (PendingIndex), unread until he
+        # marks it read (UnreadIndex).
+        "pendingFor": bob.user_id,
         "unreadFor": f"{bob.user_id}#conv-ab",
     }
     assert notifier.frames_for("B1", "message")[0]["message"]["messageId"] == "m-1"
-    assert [f["type"] for f in notifier.frames_for("A1")] == ["ack", "status"]
+    assert [f["type"] for f in notifier.frames_for("A1")] == ["ack"]
+
+    assert confirm(bob, "B1", ["m-1"]) == {"statusCode": 200}
+
+    [item] = _all(tables.messages)
+    assert item["status"] == "delivered" and "pendingFor" not in item
+    assert [(f["type"], f.get("status")) for f in notifier.frames_for("A1")] == [
+        ("ack", "sent"), ("status", "delivered")
+    ]
 
 
 def test_message_to_an_offline_recipient_waits_in_the_pending_index(online, send, tables, alice, bob):
@@ -130,7 +150,9 @@ def test_message_to_an_offline_recipient_waits_in_the_pending_index(online, send
     assert item["timestamp"].endswith("Z") and len(item["timestamp"]) == len("2026-01-01T12:00:00.123Z")
 
 
-def test_recipient_syncs_on_reconnect_and_the_sender_hears_delivered(online, send, sync, tables, notifier, alice, bob):
+def test_recipient_syncs_on_reconnect_confirms_and_the_sender_hears_delivered(
+    online, send, sync, confirm, tables, notifier, alice, bob
+):
     online(alice, "A1")
     send(alice, "A1", message_id="m-1", content="first", recipient=bob)
     send(alice, "A1", message_id="m-2", content="second", recipient=bob)
@@ -140,10 +162,14 @@ def test_recipient_syncs_on_reconnect_and_the_sender_hears_delivered(online, sen
 
     [page] = notifier.frames_for("B1", "sync")
     assert [(m["messageId"], m["content"], m["status"]) for m in page["messages"]] == [
-        ("m-1", "first", "delivered"),
-        ("m-2", "second", "delivered"),
+        ("m-1", "first", "sent"),
+        ("m-2", "second", "sent"),
     ]
     assert page["hasMore"] is False
+    assert notifier.frames_for("A1", "status") == []  # the page may never arrive
+
+    assert confirm(bob, "B1", ["m-1", "m-2"]) == {"statusCode": 200}
+
     assert {item["status"] for item in _all(tables.messages)} == {"delivered"}
     assert all("pendingFor" not in item for item in _all(tables.messages))
     assert [s["messageId"] for s in notifier.frames_for("A1", "status")] == ["m-1", "m-2"]
@@ -222,7 +248,7 @@ def test_a_stale_recipient_connection_is_deleted_from_the_table_and_no_other(
 
     assert sorted(row["connectionId"] for row in _connection_rows(tables)) == ["A1", "B-live"]
     assert tables.user_connections.get_item(Key={"userId": bob.user_id})["Item"]["connectionIds"] == {"B-live"}
-    assert _all(tables.messages)[0]["status"] == "delivered"
+    assert len(notifier.frames_for("B-live", "message")) == 1
 
 
 def test_unknown_action_is_answered_on_the_callers_connection(backend, notifier, ws_event, lambda_context, alice):
@@ -233,6 +259,6 @@ def test_unknown_action_is_answered_on_the_callers_connection(backend, notifier,
     assert result == {"statusCode": 400}
     [error] = notifier.frames_for("A1")
     assert error["message"] == (
-        "Unknown action 'typing'. Known actions: sendMessage, syncMessages, markRead, listConversations, "
+        "Unknown action 'typing'. Known actions: sendMessage, syncMessages, markRead, ackMessages, listConversations, "
         "findUsers, deleteMessage, ping."
     )

@@ -13,6 +13,7 @@ import pytest
 from chat.config import override
 from chat.domain.models import FRAME_LIMIT, Identity
 from chat.handlers import (
+    ack_messages,
     connect,
     delete_message,
     find_users,
@@ -45,6 +46,7 @@ def frame(backend, ws_event, lambda_context):
         "sendMessage": (send_message, "send_message"),
         "syncMessages": (sync_messages, "sync_messages"),
         "markRead": (mark_read, "mark_read"),
+        "ackMessages": (ack_messages, "ack_messages"),
         "listConversations": (list_conversations, "list_conversations"),
         "findUsers": (find_users, "find_users"),
         "deleteMessage": (delete_message, "delete_message"),
@@ -96,7 +98,7 @@ def pool_users(aws):
 # ------------------------------------------------------------------ the DynamoDB budget of a send
 
 
-def test_a_one_to_one_send_to_an_online_recipient_costs_three_dynamodb_requests(
+def test_a_one_to_one_send_to_an_online_recipient_costs_two_dynamodb_requests(
     online, say, dynamodb_calls, notifier, alice, bob
 ):
     online(alice, "A1")
@@ -108,10 +110,29 @@ def test_a_one_to_one_send_to_an_online_recipient_costs_three_dynamodb_requests(
     assert say(alice, "A1", bob, "m-1") == {"statusCode": 200}
 
     # Write the message with its conversation, memberships and frame count; read both
-    # users' connections; record the delivery.
-    assert dynamodb_calls == ["TransactWriteItems", "BatchGetItem", "UpdateItem"]
-    # ... plus one post per connection: the ack, the message to B1, B2 and A2, the status to A1 and A2.
-    assert len(notifier.posts) == 6
+    # users' connections. Delivery is recorded later, when a device of bob confirms it.
+    assert dynamodb_calls == ["TransactWriteItems", "BatchGetItem"]
+    # ... plus one post per connection: the ack, the message to B1, B2 and A2.
+    assert len(notifier.posts) == 4
+
+
+def test_confirming_a_message_costs_one_update_per_message_and_one_connection_lookup(
+    online, say, frame, dynamodb_calls, notifier, alice, bob
+):
+    online(alice, "A1")
+    online(bob, "B1")
+    say(alice, "A1", bob, "m-1")
+    say(alice, "A1", bob, "m-2")
+    dynamodb_calls.clear()
+    notifier.posts.clear()
+
+    frame(bob, "B1", "ackMessages", messageIds=["m-1", "m-2"])
+
+    # The frame count, each message's conditional update, then alice's connections.
+    assert dynamodb_calls == ["UpdateItem", "UpdateItem", "UpdateItem", "BatchGetItem"]
+    assert [(cid, f["type"], f["messageId"]) for cid, f in notifier.posts] == [
+        ("A1", "status", "m-1"), ("A1", "status", "m-2")
+    ]
 
 
 def test_a_send_to_an_offline_recipient_and_a_retry_cost_less(online, say, dynamodb_calls, alice, bob):
@@ -133,6 +154,7 @@ def test_nothing_the_backend_does_scans_a_table(online, say, frame, dynamodb_cal
     online(bob, "B1")
     say(alice, "A1", bob, "m-1")
     frame(bob, "B1", "syncMessages")
+    frame(bob, "B1", "ackMessages", messageIds=["m-1"])
     frame(bob, "B1", "markRead", conversationId=CONVERSATION, upTo="m-1")
     frame(bob, "B1", "listConversations")
     frame(alice, "A1", "deleteMessage", messageId="m-1")

@@ -246,11 +246,15 @@ def test_get_many_returns_the_known_ones(message_store):
     assert message_store.get_many(["m-01", "nope", "m-01"]) == {"m-01": _message(1)}
 
 
-def test_mark_delivered_succeeds_once(message_store):
+def test_confirming_receipt_moves_a_message_once_and_only_for_its_recipient(message_store):
     message_store.create(_message(1))
 
-    assert message_store.mark_delivered("m-01") is True
-    assert message_store.mark_delivered("m-01") is False
+    assert message_store.confirm_received("alice", ["m-01"]) == []  # the sender's confirmation does not count
+    [moved] = message_store.confirm_received("bob", ["m-01", "nope", "m-01"])
+    assert (moved.message_id, moved.status) == ("m-01", MessageStatus.DELIVERED)
+    assert message_store.confirm_received("bob", ["m-01"]) == []
+    assert message_store.get_many(["m-01"])["m-01"].status is MessageStatus.DELIVERED
+    assert message_store.get_many(["nope"]) == {}  # an unknown id creates nothing
 
 
 def test_pending_messages_come_oldest_first_and_only_for_their_recipient(message_store):
@@ -265,11 +269,11 @@ def test_pending_messages_come_oldest_first_and_only_for_their_recipient(message
     assert page.messages[0] == _message(2, second=10)
 
 
-def test_delivered_messages_are_no_longer_pending(message_store):
+def test_confirmed_messages_are_no_longer_pending(message_store):
     message_store.create(_message(1))
     message_store.create(_message(2))
 
-    message_store.mark_delivered("m-01")
+    message_store.confirm_received("bob", ["m-01"])
 
     assert [m.message_id for m in message_store.pending_for("bob", 10).messages] == ["m-02"]
 
@@ -284,12 +288,11 @@ def test_has_more_is_true_only_when_another_message_is_waiting(message_store, co
     assert (len(page.messages), page.has_more) == (2, has_more)
 
 
-def test_paging_resumes_after_a_position_even_once_that_message_was_delivered(message_store):
+def test_paging_resumes_after_a_position_even_once_that_message_was_confirmed(message_store):
     for n in range(5):
         message_store.create(_message(n))
     first = message_store.pending_for("bob", 2)
-    for message in first.messages:
-        message_store.mark_delivered(message.message_id)
+    message_store.confirm_received("bob", [m.message_id for m in first.messages])
     last = first.messages[-1]
 
     second = message_store.pending_for("bob", 2, PendingPosition(last.message_id, last.timestamp))
@@ -305,29 +308,6 @@ def test_a_stored_message_reads_back_unchanged_with_its_optional_fields(message_
 
     assert message_store.pending_for("bob", 2).messages[1] == reply
     assert message_store.pending_for("bob", 2).messages[1].status is MessageStatus.SENT
-
-
-def test_a_claimed_message_cannot_be_claimed_again_until_released_or_expired(message_store):
-    message_store.create(_message(1))
-    message_store.create(_message(2))
-    now, until = "2026-01-01T12:01:00.000Z", "2026-01-01T12:01:30.000Z"
-
-    assert message_store.claim("m-01", now, until) is True
-    assert message_store.claim("m-01", now, until) is False
-    assert message_store.claim("m-01", "2026-01-01T12:01:30.000Z", "2026-01-01T12:02:00.000Z") is True
-    message_store.release("m-01")
-    assert message_store.claim("m-01", now, until) is True
-    message_store.release("m-99")  # unknown ids are fine
-
-
-def test_a_claim_does_not_hide_a_message_from_pending_and_delivery_ends_it(message_store):
-    message_store.create(_message(1))
-    message_store.claim("m-01", "2026-01-01T12:01:00.000Z", "2026-01-01T12:01:30.000Z")
-
-    assert [m.message_id for m in message_store.pending_for("bob", 10).messages] == ["m-01"]
-    assert message_store.mark_delivered("m-01") is True
-    assert message_store.claim("m-01", "2026-01-01T12:01:00.000Z", "2026-01-01T12:01:30.000Z") is False
-    assert message_store.pending_for("bob", 10).messages == []
 
 
 # ------------------------------------------------------------------ read and unread
@@ -349,7 +329,7 @@ def test_marking_read_moves_messages_out_of_pending_and_unread_and_lowers_the_co
 ):
     for n in range(1, 4):
         message_store.create(_message(n))
-    message_store.mark_delivered("m-01")
+    message_store.confirm_received("bob", ["m-01"])
     batch = list(message_store.get_many(["m-01", "m-02"]).values())
 
     moved = message_store.mark_read("bob", batch, "2026-01-01T12:01:00.000Z")
@@ -360,7 +340,8 @@ def test_marking_read_moves_messages_out_of_pending_and_unread_and_lowers_the_co
     assert [m.message_id for m in message_store.pending_for("bob", 10).messages] == ["m-03"]
     assert [m.message_id for m in message_store.unread_up_to("bob", "conv", "9999")] == ["m-03"]
     assert conversation_store.memberships_of("bob", 10).memberships[0].unread_count == 1
-    assert message_store.mark_delivered("m-02") is False  # read never goes back to delivered
+    assert message_store.confirm_received("bob", ["m-02"]) == []  # read never goes back to delivered
+    assert message_store.get_many(["m-02"])["m-02"].status is MessageStatus.READ
 
 
 def test_marking_read_twice_moves_and_counts_each_message_once(message_store, conversation_store):

@@ -74,7 +74,7 @@ def test_both_participants_see_the_conversation_with_the_other_name_last_message
         assert entry["conversationId"] == "conv-ab"
         assert entry["participants"] == sorted([alice.user_id, bob.user_id])
         assert entry["lastMessage"]["content"] == "see you at noon"
-        assert entry["lastMessage"]["status"] == "delivered"
+        assert entry["lastMessage"]["status"] == "sent"
         assert entry["updatedAt"] == entry["lastMessage"]["timestamp"]
 
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.parser.models.apigw_websocket import (
 
 from chat.domain.models import (
     KNOWN_ACTIONS,
+    AckMessagesRequest,
     DeleteMessageRequest,
     FindUsersRequest,
     ListConversationsRequest,
@@ -32,6 +33,7 @@ MESSAGE_EVENTS = {
     "send_message": "sendMessage",
     "sync_messages": "syncMessages",
     "mark_read": "markRead",
+    "ack_messages": "ackMessages",
     "list_conversations": "listConversations",
     "find_users": "findUsers",
     "delete_message": "deleteMessage",
@@ -97,6 +99,7 @@ def test_message_event_bodies_are_valid_frames_for_their_routes():
     send = parse_frame(SendMessageRequest, _load("send_message")["body"])
     sync = parse_frame(SyncMessagesRequest, _load("sync_messages")["body"])
     mark = parse_frame(MarkReadRequest, _load("mark_read")["body"])
+    ack = parse_frame(AckMessagesRequest, _load("ack_messages")["body"])
     listing = parse_frame(ListConversationsRequest, _load("list_conversations")["body"])
     find = parse_frame(FindUsersRequest, _load("find_users")["body"])
     delete = parse_frame(DeleteMessageRequest, _load("delete_message")["body"])
@@ -105,6 +108,9 @@ def test_message_event_bodies_are_valid_frames_for_their_routes():
     assert send.recipient_id != _load("send_message")["requestContext"]["authorizer"]["userId"]
     assert sync.limit == 50
     assert mark.conversation_id == send.conversation_id and mark.up_to
+    # The recipient of the sample message confirms it.
+    assert ack.message_ids == [send.message_id]
+    assert _load("ack_messages")["requestContext"]["authorizer"]["userId"] == send.recipient_id
     assert listing.limit == 20
     assert find.query == "Bo"
     assert delete.message_id == send.message_id

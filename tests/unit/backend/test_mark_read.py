@@ -7,7 +7,13 @@ import json
 import pytest
 
 from chat.domain.errors import Forbidden, NotFound, ValidationFailed
-from chat.domain.models import MarkReadRequest, MessageStatus, SendMessageRequest, SyncMessagesRequest
+from chat.domain.models import (
+    AckMessagesRequest,
+    MarkReadRequest,
+    MessageStatus,
+    SendMessageRequest,
+    SyncMessagesRequest,
+)
 from chat.domain.protocol import parse_frame
 
 CONVERSATION = "conv-ab"
@@ -62,8 +68,8 @@ def test_up_to_marks_everything_received_until_that_message_and_nothing_after(
 
     [marked] = notifier.frames_for("B1", "marked")
     assert marked["messageIds"] == ["m-1", "m-2", "m-3"]
-    assert messages.items["m-5"].status is MessageStatus.DELIVERED
-    assert messages.items["m-4"].status is MessageStatus.DELIVERED
+    assert messages.items["m-5"].status is MessageStatus.SENT
+    assert messages.items["m-4"].status is MessageStatus.SENT
 
 
 def test_up_to_may_name_the_readers_own_message(messaging, notifier, chat, alice):
@@ -84,7 +90,7 @@ def test_the_sender_cannot_mark_their_own_message_and_nothing_changes(messaging,
         _mark(messaging, phone, messageIds=[message_id])
 
     assert refused.value.message_id == message_id
-    assert messages.items[message_id].status is MessageStatus.DELIVERED
+    assert messages.items[message_id].status is MessageStatus.SENT
     assert notifier.frames_for("A-phone", "marked") == []
 
 
@@ -99,7 +105,7 @@ def test_one_foreign_message_in_the_list_refuses_the_whole_list(
     with pytest.raises(Forbidden):
         _mark(messaging, reader, messageIds=[mine, theirs])
 
-    assert messages.items[mine].status is MessageStatus.DELIVERED
+    assert messages.items[mine].status is MessageStatus.SENT
     assert not [f for f in notifier.frames_for("A-phone", "status") if f["status"] == "read"]
 
 
@@ -110,7 +116,7 @@ def test_a_third_user_cannot_mark_up_to_in_someone_elses_conversation(messaging,
     with pytest.raises(Forbidden):
         _mark(messaging, connect(carol, "C1"), upTo="m-1")
 
-    assert messages.items["m-1"].status is MessageStatus.DELIVERED
+    assert messages.items["m-1"].status is MessageStatus.SENT
 
 
 @pytest.mark.parametrize("frame", [{"messageIds": ["m-404"]}, {"upTo": "m-404"}])
@@ -152,12 +158,13 @@ def test_read_never_goes_back_and_marking_again_moves_nothing(messaging, message
     message_id = say(1)
     _mark(messaging, reader, messageIds=[message_id])
 
-    assert messages.mark_delivered(message_id) is False
+    # A confirmation that crossed the markRead changes nothing and tells no one.
+    assert messaging.confirm(reader, AckMessagesRequest.model_validate({"messageIds": [message_id]})) == []
     _mark(messaging, reader, messageIds=[message_id])
 
     assert messages.items[message_id].status is MessageStatus.READ
     assert [f["messageIds"] for f in notifier.frames_for("B1", "marked")] == [[message_id], []]
-    assert len([f for f in notifier.frames_for("A-phone", "status") if f["status"] == "read"]) == 1
+    assert [f["status"] for f in notifier.frames_for("A-phone", "status")] == ["read"]
 
 
 def test_marking_lowers_the_readers_unread_count_for_the_conversation(messaging, messages, chat, bob):

@@ -104,7 +104,7 @@ def test_unknown_action_names_the_known_ones():
         reject_unknown_action('{"action": "dance", "x": 1}')
 
     assert refused.value.message == (
-        "Unknown action 'dance'. Known actions: sendMessage, syncMessages, markRead, listConversations, "
+        "Unknown action 'dance'. Known actions: sendMessage, syncMessages, markRead, ackMessages, listConversations, "
         "findUsers, deleteMessage, ping."
     )
 

@@ -1,9 +1,8 @@
-"""syncMessages in the domain: oldest first, paged by cursor, each message delivered once."""
+"""syncMessages in the domain: oldest first, paged by cursor, every message until its recipient confirms it."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
@@ -11,6 +10,7 @@ from chat.domain.errors import ValidationFailed
 from chat.domain.models import (
     MAX_CONTENT_LENGTH,
     MAX_POST_BYTES,
+    AckMessagesRequest,
     MessageStatus,
     PendingPosition,
     SendMessageRequest,
@@ -42,7 +42,11 @@ def _sync(messaging, caller, **frame):
     return messaging.sync(caller, SyncMessagesRequest.model_validate(frame))
 
 
-def test_sync_sends_missed_messages_oldest_first_as_delivered(messaging, notifier, connect, send_to, alice, bob):
+def _confirm(messaging, caller, *message_ids):
+    return messaging.confirm(caller, AckMessagesRequest.model_validate({"messageIds": list(message_ids)}))
+
+
+def test_sync_sends_missed_messages_oldest_first_as_stored(messaging, notifier, connect, send_to, alice, bob):
     send_to(alice, bob, 3)
     reader = connect(bob, "B1")
 
@@ -51,18 +55,21 @@ def test_sync_sends_missed_messages_oldest_first_as_delivered(messaging, notifie
     [frame] = notifier.frames_for("B1", "sync")
     assert [m["messageId"] for m in frame["messages"]] == ["m-00", "m-01", "m-02"]
     assert [m["content"] for m in frame["messages"]] == ["msg 0", "msg 1", "msg 2"]
-    assert {m["status"] for m in frame["messages"]} == {"delivered"}
+    assert {m["status"] for m in frame["messages"]} == {"sent"}
     assert frame["messages"][0]["senderId"] == alice.user_id
     assert (frame["cursor"], frame["hasMore"]) == (None, False)
 
 
-def test_sync_marks_messages_delivered_and_tells_the_online_sender(
+def test_sync_changes_nothing_and_the_readers_confirmation_tells_the_online_sender(
     messaging, messages, notifier, connect, send_to, alice, bob
 ):
     send_to(alice, bob, 2)
     reader = connect(bob, "B1")
 
     _sync(messaging, reader)
+    assert {m.status for m in messages.items.values()} == {MessageStatus.SENT}
+    assert notifier.frames_for("Alice-sending", "status") == []
+    _confirm(messaging, reader, "m-00", "m-01")
 
     assert {m.status for m in messages.items.values()} == {MessageStatus.DELIVERED}
     statuses = notifier.frames_for("Alice-sending", "status")
@@ -76,16 +83,19 @@ def test_each_sender_hears_only_about_their_own_messages(
     send_to(alice, bob, 1, prefix="from-alice")
     send_to(carol, bob, 1, prefix="from-carol")
 
-    _sync(messaging, connect(bob, "B1"))
+    reader = connect(bob, "B1")
+    _sync(messaging, reader)
+    _confirm(messaging, reader, "from-alice-00", "from-carol-00")
 
     assert [s["messageId"] for s in notifier.frames_for("Alice-sending", "status")] == ["from-alice-00"]
     assert [s["messageId"] for s in notifier.frames_for("Carol-sending", "status")] == ["from-carol-00"]
 
 
-def test_a_second_sync_has_nothing_new(messaging, notifier, connect, send_to, alice, bob):
+def test_a_second_sync_after_confirming_has_nothing_new(messaging, notifier, connect, send_to, alice, bob):
     send_to(alice, bob, 2)
     reader = connect(bob, "B1")
     _sync(messaging, reader)
+    _confirm(messaging, reader, "m-00", "m-01")
 
     _sync(messaging, reader)
 
@@ -120,7 +130,7 @@ def test_an_exactly_full_last_page_says_there_is_no_more(messaging, notifier, co
     assert notifier.frames_for("B1", "sync")[0]["hasMore"] is False
 
 
-def test_messages_are_not_marked_delivered_when_the_reader_left_before_the_page_arrived(
+def test_messages_stay_pending_when_the_reader_left_before_the_page_arrived(
     messaging, messages, connections, notifier, connect, send_to, alice, bob
 ):
     send_to(alice, bob, 2)
@@ -221,62 +231,49 @@ def test_a_message_sent_while_a_sync_runs_is_not_missed(
     seen = [m["messageId"] for page in notifier.frames_for("B1", "sync") for m in page["messages"]]
     seen += [f["message"]["messageId"] for f in notifier.frames_for("B1", "message")]
     still_pending = [m.message_id for m in messages.pending_for(bob.user_id, 10).messages]
-    assert sorted(seen + still_pending) == ["before-00", "before-01", "during-00"]
+    # Nothing leaves the pending set without a confirmation, whatever reached the reader.
+    assert still_pending == ["before-00", "before-01", "during-00"]
     if reader_online:
-        assert still_pending == []  # the racing message went out live
+        assert sorted(seen) == ["before-00", "before-01", "during-00"]  # the racing one went out live
     else:
-        assert still_pending == ["before-00", "before-01", "during-00"]
+        assert seen == []
 
 
-def test_syncing_again_and_again_delivers_each_message_once(messaging, notifier, connect, send_to, alice, bob):
+def test_unconfirmed_messages_come_again_with_every_sync_until_confirmed(
+    messaging, notifier, connect, send_to, alice, bob
+):
+    # The first page went into a socket whose network had died: accepted, never read.
     send_to(alice, bob, 3)
     reader = connect(bob, "B1")
 
-    for _ in range(3):
+    for _ in range(2):
         _sync(messaging, reader)
+    _confirm(messaging, reader, "m-00", "m-01", "m-02")
+    _sync(messaging, reader)
 
-    delivered = [m["messageId"] for page in notifier.frames_for("B1", "sync") for m in page["messages"]]
-    assert delivered == ["m-00", "m-01", "m-02"]
+    pages = [[m["messageId"] for m in page["messages"]] for page in notifier.frames_for("B1", "sync")]
+    assert pages == [["m-00", "m-01", "m-02"], ["m-00", "m-01", "m-02"], []]
     assert len(notifier.frames_for("Alice-sending", "status")) == 3
 
 
-class SyncsDuringTheClaim:
-    """A message store that starts a second sync of the same user the moment the first
-    one claims its first message: two devices syncing at the same instant."""
-
-    def __init__(self, inner, second_sync):
-        self._inner = inner
-        self._second_sync = second_sync
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def claim(self, message_id, now, until):
-        claimed = self._inner.claim(message_id, now, until)
-        if self._second_sync is not None:
-            second, self._second_sync = self._second_sync, None
-            second()
-        return claimed
-
-
-def test_two_syncs_of_one_user_at_once_never_carry_the_same_message(
-    messaging, messages, connections, notifier, clock, connect, send_to, alice, bob
+def test_two_devices_syncing_at_once_both_get_every_unconfirmed_message(
+    messaging, notifier, connect, send_to, alice, bob
 ):
-    send_to(alice, bob, 3)
+    send_to(alice, bob, 2)
     phone, tablet = connect(bob, "B-phone"), connect(bob, "B-tablet")
-    racing = SyncsDuringTheClaim(messages, lambda: _sync(messaging, tablet))
-    first = MessagingService(messages=racing, connections=connections, notifier=notifier, clock=clock)
 
-    first.sync(phone, SyncMessagesRequest())
+    _sync(messaging, phone)
+    _sync(messaging, tablet)
+    _confirm(messaging, phone, "m-00", "m-01")
+    _confirm(messaging, tablet, "m-00", "m-01")
 
-    on_phone = [m["messageId"] for m in notifier.frames_for("B-phone", "sync")[0]["messages"]]
-    on_tablet = [m["messageId"] for m in notifier.frames_for("B-tablet", "sync")[0]["messages"]]
-    assert sorted(on_phone + on_tablet) == ["m-00", "m-01", "m-02"]
-    assert on_phone == ["m-00"]
-    assert [s["messageId"] for s in notifier.frames_for("Alice-sending", "status")] == ["m-01", "m-02", "m-00"]
+    for device in ("B-phone", "B-tablet"):
+        assert [m["messageId"] for m in notifier.frames_for(device, "sync")[0]["messages"]] == ["m-00", "m-01"]
+    # Two confirmations of the same messages: the sender hears delivered once each.
+    assert [s["messageId"] for s in notifier.frames_for("Alice-sending", "status")] == ["m-00", "m-01"]
 
 
-def test_a_page_that_could_not_be_delivered_gives_its_claims_back(
+def test_a_page_that_could_not_reach_the_reader_comes_again_on_the_next_connection(
     messaging, messages, notifier, connect, send_to, alice, bob
 ):
     send_to(alice, bob, 2)
@@ -287,20 +284,3 @@ def test_a_page_that_could_not_be_delivered_gives_its_claims_back(
     _sync(messaging, connect(bob, "B-new"))
 
     assert [m["messageId"] for m in notifier.frames_for("B-new", "sync")[0]["messages"]] == ["m-00", "m-01"]
-
-
-def test_a_claim_left_by_a_sync_that_died_runs_out(
-    messaging, messages, notifier, clock, connect, send_to, alice, bob
-):
-    send_to(alice, bob, 1)
-    messages.claim("m-00", "2026-01-01T12:00:00.000Z", "2026-01-01T12:00:30.000Z")  # then the sync died
-    reader = connect(bob, "B1")
-    clock.now = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
-
-    _sync(messaging, reader)
-    clock.now = datetime(2026, 1, 1, 12, 0, 31, tzinfo=UTC)
-    _sync(messaging, reader)
-
-    assert [[m["messageId"] for m in page["messages"]] for page in notifier.frames_for("B1", "sync")] == [
-        [], ["m-00"]
-    ]

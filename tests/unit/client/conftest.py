@@ -203,6 +203,8 @@ class FakeChatServer:
             await connection.send(json.dumps({"type": "sync", "messages": page,
                                               "cursor": f"after-{page[-1]['messageId']}" if more else None,
                                               "hasMore": more}))
+        elif action == "ackMessages":
+            pass  # one-way, like the real server: a confirmation gets no answer
         elif action == "ping":
             await connection.send(json.dumps({"type": "pong", "at": _now()}))
         elif action == "findUsers":

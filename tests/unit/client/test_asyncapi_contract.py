@@ -15,7 +15,7 @@ from chatclient import ChatClient, RequestFailed
 from chatclient.frames import ACTIONS
 from chatclient.outbox import OutgoingMessage
 
-from .conftest import BOB, WAIT
+from .conftest import BOB, WAIT, wire_message
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -69,9 +69,10 @@ def test_every_frame_the_client_sends_matches_the_document(chat_server, new_clie
     async def scenario() -> list[dict[str, Any]]:
         async with chat_server() as server:
             restored = OutgoingMessage("m-0", "dm_a_b", BOB, "reply", reply_to_message_id="m-prev")
-            server.pending = []
+            server.pending = [wire_message("m-9")]  # confirmed with ackMessages
             async with new_client(server, outbox=[restored], sync_page_size=10) as client:
                 await client.wait_online(WAIT)
+                await server.wait_for(lambda: bool(server.sent("ackMessages")))
                 await client.wait_acked(await client.send_message(BOB, "héllo"), WAIT)
                 calls = [
                     client.mark_read("dm_a_b", message_ids=["m-1", "m-2"]),

@@ -9,8 +9,9 @@ Table and index names follow ``template.yaml``:
   ``connectionIds``, so the connections of both participants of a message are one
   BatchGetItem away.
 - Messages (key ``messageId``): sparse GSIs ``PendingIndex`` (``pendingFor`` +
-  ``timestamp``, set while undelivered) and ``UnreadIndex`` (``unreadFor`` = recipient
-  and conversation, + ``timestamp``, set while unread).
+  ``timestamp``, set until a device of the recipient confirms the message) and
+  ``UnreadIndex`` (``unreadFor`` = recipient and conversation, + ``timestamp``, set while
+  unread).
 - Conversations (key ``conversationId`` + ``userId``): the conversation's own item (userId
   ``#``) fixes the participants; one membership item per participant carries the last
   message id, ``updatedAt`` and the unread count; GSI ``UserConversationsIndex``
@@ -222,7 +223,8 @@ def _frame_counter_update(ticket: FrameTicket) -> dict[str, Any]:
 class DynamoMessageStore:
     """Messages table, and the conversation bookkeeping written with each message.
 
-    ``pendingFor`` is set only while a message is ``sent`` and ``unreadFor`` only while it
+    ``pendingFor`` is set only while a message is ``sent`` (not confirmed by a device of its
+    recipient) and ``unreadFor`` only while it
     is unread, which keeps both GSIs down to what still has to reach or be read by someone.
     """
 
@@ -394,50 +396,33 @@ class DynamoMessageStore:
 
     # ------------------------------------------------------------------ updates
 
-    def claim(self, message_id: str, now: str, until: str) -> bool:
-        try:
-            self._table.update_item(
-                Key={"messageId": message_id},
-                UpdateExpression="SET claimedUntil = :until",
-                ConditionExpression="#status = :sent AND (attribute_not_exists(claimedUntil) OR claimedUntil <= :now)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":sent": MessageStatus.SENT.value, ":now": now, ":until": until},
-            )
-        except ClientError as exc:
-            if _error_code(exc) == _CONDITION_FAILED:
-                return False
-            raise
-        return True
-
-    def release(self, message_id: str) -> None:
-        try:
-            self._table.update_item(
-                Key={"messageId": message_id},
-                UpdateExpression="REMOVE claimedUntil",
-                # Never create an item: only an existing message can hold a claim.
-                ConditionExpression="attribute_exists(messageId)",
-            )
-        except ClientError as exc:
-            if _error_code(exc) != _CONDITION_FAILED:
+    def confirm_received(self, recipient_id: str, message_ids: Iterable[str]) -> list[Message]:
+        moved: list[Message] = []
+        # One conditional update per message rather than a transaction: each confirmation
+        # stands on its own, and one that lost a race (read meanwhile, confirmed by another
+        # device) must not hold the others back.
+        for message_id in dict.fromkeys(message_ids):
+            try:
+                result = self._table.update_item(
+                    Key={"messageId": message_id},
+                    # claimedUntil: sync reservations written by earlier versions go too.
+                    UpdateExpression="SET #status = :delivered REMOVE pendingFor, claimedUntil",
+                    # The recipient check also keeps an unknown id from creating an item.
+                    ConditionExpression="recipientId = :recipient AND #status = :sent",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":delivered": MessageStatus.DELIVERED.value,
+                        ":sent": MessageStatus.SENT.value,
+                        ":recipient": recipient_id,
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+            except ClientError as exc:
+                if _error_code(exc) == _CONDITION_FAILED:
+                    continue
                 raise
-
-    def mark_delivered(self, message_id: str) -> bool:
-        try:
-            self._table.update_item(
-                Key={"messageId": message_id},
-                UpdateExpression="SET #status = :delivered REMOVE pendingFor, claimedUntil",
-                ConditionExpression="#status = :sent",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":delivered": MessageStatus.DELIVERED.value,
-                    ":sent": MessageStatus.SENT.value,
-                },
-            )
-        except ClientError as exc:
-            if _error_code(exc) == _CONDITION_FAILED:
-                return False
-            raise
-        return True
+            moved.append(Message.model_validate(result["Attributes"]))
+        return moved
 
     def mark_read(self, reader_id: str, messages: list[Message], at: str) -> list[Message]:
         moved: list[Message] = []

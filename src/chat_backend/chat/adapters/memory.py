@@ -82,8 +82,6 @@ class InMemoryMessageStore:
         self.items: dict[str, Message] = {}
         self.conversations: dict[str, Conversation] = {}
         self.memberships: dict[tuple[str, str], Membership] = {}
-        #: Sync claims: message id -> end of the claim (ISO-8601).
-        self.claims: dict[str, str] = {}
         self._connections = connections or InMemoryConnectionStore()
 
     def create(self, message: Message, ticket: FrameTicket | None = None) -> None:
@@ -126,25 +124,15 @@ class InMemoryMessageStore:
     def get_many(self, message_ids: Iterable[str]) -> dict[str, Message]:
         return {i: self.items[i] for i in message_ids if i in self.items}
 
-    def claim(self, message_id: str, now: str, until: str) -> bool:
-        message = self.items.get(message_id)
-        if message is None or message.status is not MessageStatus.SENT:
-            return False
-        if self.claims.get(message_id, "") > now:
-            return False
-        self.claims[message_id] = until
-        return True
-
-    def release(self, message_id: str) -> None:
-        self.claims.pop(message_id, None)
-
-    def mark_delivered(self, message_id: str) -> bool:
-        message = self.items.get(message_id)
-        if message is None or message.status is not MessageStatus.SENT:
-            return False
-        self.items[message_id] = message.model_copy(update={"status": MessageStatus.DELIVERED})
-        self.claims.pop(message_id, None)
-        return True
+    def confirm_received(self, recipient_id: str, message_ids: Iterable[str]) -> list[Message]:
+        moved = []
+        for message_id in dict.fromkeys(message_ids):
+            message = self.items.get(message_id)
+            if message is None or message.recipient_id != recipient_id or message.status is not MessageStatus.SENT:
+                continue
+            self.items[message_id] = message.model_copy(update={"status": MessageStatus.DELIVERED})
+            moved.append(self.items[message_id])
+        return moved
 
     def pending_for(self, user_id: str, limit: int, after: PendingPosition | None = None) -> PendingPage:
         # Same order as PendingIndex: timestamp, then (for equal timestamps) messageId.
@@ -178,7 +166,6 @@ class InMemoryMessageStore:
             if current is None or current.recipient_id != reader_id or current.status is MessageStatus.READ:
                 continue
             self.items[message.message_id] = current.model_copy(update={"status": MessageStatus.READ})
-            self.claims.pop(message.message_id, None)
             moved.append(self.items[message.message_id])
         counted = sum(1 for m in moved if m.sender_id != reader_id)
         if counted:

@@ -22,6 +22,7 @@ __all__ = [
     "FRAME_LIMIT",
     "FRAME_WINDOW_SECONDS",
     "KNOWN_ACTIONS",
+    "MAX_ACK_IDS",
     "MAX_CONTENT_LENGTH",
     "MAX_CONVERSATIONS_LIMIT",
     "MAX_FIND_USERS_LIMIT",
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_POST_BYTES",
     "MAX_QUERY_LENGTH",
     "MAX_SYNC_LIMIT",
+    "AckMessagesRequest",
     "Caller",
     "Connection",
     "Conversation",
@@ -69,6 +71,8 @@ DEFAULT_CONVERSATIONS_LIMIT = 20
 MAX_CONVERSATIONS_LIMIT = 50
 #: One markRead names at most this many messages.
 MAX_MARK_READ_IDS = 100
+#: One ackMessages confirms at most this many messages.
+MAX_ACK_IDS = 100
 #: Longest findUsers query, in characters.
 MAX_QUERY_LENGTH = 64
 DEFAULT_FIND_USERS_LIMIT = 10
@@ -83,6 +87,7 @@ KNOWN_ACTIONS = (
     "sendMessage",
     "syncMessages",
     "markRead",
+    "ackMessages",
     "listConversations",
     "findUsers",
     "deleteMessage",
@@ -316,6 +321,20 @@ class MarkReadRequest(_ClientFrame):
         if (self.message_ids is None) == (self.up_to is None):
             raise ValueError("Give exactly one of messageIds and upTo")
         return self
+
+
+class AckMessagesRequest(_ClientFrame):
+    """``ackMessages``: the recipient's device holds these messages (they may leave its
+    pending set)."""
+
+    message_ids: list[StrictStr] = Field(alias="messageIds", min_length=1, max_length=MAX_ACK_IDS)
+
+    @field_validator("message_ids")
+    @classmethod
+    def _ids_are_ids(cls, ids: list[str]) -> list[str]:
+        if any(not 1 <= len(i) <= MAX_ID_LENGTH for i in ids):
+            raise ValueError(f"must hold ids of 1 to {MAX_ID_LENGTH} characters")
+        return list(dict.fromkeys(ids))
 
 
 class ListConversationsRequest(_ClientFrame):

@@ -88,31 +88,22 @@ class MessageStore(Protocol):
         """The stored messages among ``message_ids``, by id (unknown ids are left out)."""
         ...
 
-    def claim(self, message_id: str, now: str, until: str) -> bool:
-        """Reserve a ``sent`` message for one sync page until ``until`` (ISO-8601).
+    def confirm_received(self, recipient_id: str, message_ids: Iterable[str]) -> list[Message]:
+        """Move ``sent`` messages whose recipient is ``recipient_id`` to ``delivered`` and
+        out of their pending set: the recipient's device said it holds them.
+
+        Ids of messages sent to someone else, unknown, or past ``sent`` (delivered or read
+        already) are skipped, so a confirmation repeated or crossing a markRead changes
+        nothing and ``read`` never goes back to ``delivered``.
 
         Returns:
-            False when it is not ``sent`` any more or another page holds an unexpired
-            claim (``now`` is before that claim's end): concurrent syncs of one user then
-            never carry the same message, and a claim whose sync died simply runs out.
-        """
-        ...
-
-    def release(self, message_id: str) -> None:
-        """Give a claim back (the page did not reach its connection)."""
-        ...
-
-    def mark_delivered(self, message_id: str) -> bool:
-        """Move a ``sent`` message to ``delivered`` and out of the recipient's pending set.
-
-        Returns:
-            False when the message was not ``sent`` any more (someone else got there
-            first, or it was read already), so callers announce each delivery once.
+            The messages this call moved (as they are now), so callers announce each
+            delivery once.
         """
         ...
 
     def pending_for(self, user_id: str, limit: int, after: PendingPosition | None = None) -> PendingPage:
-        """Up to ``limit`` of ``user_id``'s undelivered messages, oldest first, after ``after``."""
+        """Up to ``limit`` of ``user_id``'s messages not confirmed yet, oldest first, after ``after``."""
         ...
 
     def unread_up_to(self, user_id: str, conversation_id: str, timestamp: str) -> list[Message]:

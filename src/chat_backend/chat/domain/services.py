@@ -28,6 +28,7 @@ from chat.domain.models import (
     FRAME_LIMIT,
     FRAME_WINDOW_SECONDS,
     MAX_POST_BYTES,
+    AckMessagesRequest,
     Caller,
     Connection,
     ConversationPosition,
@@ -74,7 +75,6 @@ from chat.domain.protocol import (
 )
 
 __all__ = [
-    "SYNC_CLAIM_SECONDS",
     "AuthService",
     "ConnectionService",
     "ConversationService",
@@ -92,10 +92,6 @@ _PAGE_FRAME_OVERHEAD = 2048
 _COUNTER_GRACE_SECONDS = 60
 
 RATE_LIMITED_TEXT = "Too many frames on this connection; wait a few seconds and retry."
-#: How long a sync page holds its messages. Longer than a Lambda may run (10 s), so a
-#: claim outlives any sync still working on it; short enough that the messages of a sync
-#: that died come back soon.
-SYNC_CLAIM_SECONDS = 30
 
 
 class AuthService:
@@ -252,8 +248,12 @@ class MessagingService:
     # ------------------------------------------------------------------ sendMessage
 
     def send(self, caller: Caller, request: SendMessageRequest, ticket: FrameTicket | None = None) -> Message:
-        """Store the message, ack it, push it to the recipient's and the sender's other
-        devices, and report ``delivered`` when a recipient device got it.
+        """Store the message, ack it, and push it to the recipient's and the sender's other
+        devices.
+
+        The message stays pending for its recipient after the push: ``@connections``
+        accepts posts to a connection whose network died silently, so only the recipient
+        device's ``ackMessages`` (see :meth:`confirm`) makes it ``delivered``.
 
         A retry (same ``messageId`` from the same sender with the same content) gets the
         original ack again and changes nothing.
@@ -285,15 +285,11 @@ class MessagingService:
         if ticket is not None:
             ticket.counted = True
 
-        # One lookup serves the push and the delivered status: both users' connections.
-        # It comes before the ack, so once a sender holds the ack, a recipient device that
-        # connects afterwards is sure to find the message in its sync instead.
+        # One lookup serves the push to both users' devices. Whatever the push does, the
+        # message stays pending, so a device connecting at any moment finds it in its sync.
         connection_ids = self._connections.connection_ids_by_user({message.recipient_id, message.sender_id})
         self._push.post(caller.connection_id, ack_frame(message), message.sender_id)
-        if self._deliver(caller, message, connection_ids) and self._messages.mark_delivered(message.message_id):
-            at = iso_timestamp(self._clock())
-            frame = status_frame(message, MessageStatus.DELIVERED, at)
-            self._push.to_connections(connection_ids, {message.sender_id: [frame]})
+        self._push_to_devices(caller, message, connection_ids)
         return message
 
     def _refused(
@@ -328,40 +324,34 @@ class MessagingService:
         self._push.post(caller.connection_id, ack_frame(existing), existing.sender_id)
         return existing
 
-    def _deliver(self, caller: Caller, message: Message, connection_ids: dict[str, list[str]]) -> bool:
-        """Push to the recipient's connections and the sender's other ones.
-
-        Returns:
-            True when at least one recipient connection accepted the frame.
-        """
+    def _push_to_devices(self, caller: Caller, message: Message, connection_ids: dict[str, list[str]]) -> None:
+        """Push to the recipient's connections and the sender's other ones (best effort:
+        an accepted post proves nothing, the recipient confirms with ``ackMessages``)."""
         frame = message_frame(message)
-        delivered = False
         # The sending connection already has the message; a note-to-self must not echo it.
         for connection_id in connection_ids.get(message.recipient_id, []):
-            if connection_id != caller.connection_id and self._push.post(connection_id, frame, message.recipient_id):
-                delivered = True
+            if connection_id != caller.connection_id:
+                self._push.post(connection_id, frame, message.recipient_id)
         if message.sender_id != message.recipient_id:
             for connection_id in connection_ids.get(message.sender_id, []):
                 if connection_id != caller.connection_id:
                     self._push.post(connection_id, frame, message.sender_id)
-        return delivered
 
     # ------------------------------------------------------------------ syncMessages
 
     def sync(self, caller: Caller, request: SyncMessagesRequest) -> PendingPage:
-        """Send the caller a page of their undelivered messages, oldest first, then mark
-        them delivered and tell their senders.
+        """Send the caller a page of the messages no device of theirs has confirmed yet,
+        oldest first.
 
-        Safe to repeat at any time, even while another sync of the same user runs: each
-        message on a page is claimed first, so two pages never carry the same message,
-        and a message stays pending until a page carrying it reached a connection of its
-        recipient (a claim whose page was lost is given back, or runs out). A message
-        stored while a sync runs is pushed live (the connection is registered before any
-        frame can arrive) or stays pending for the next sync.
+        Reading changes nothing: a message leaves the pending set only when the recipient
+        confirms it (``ackMessages`` or ``markRead``). So a page lost on the way (a socket
+        that died silently) costs nothing, the next sync carries the same messages, and
+        syncs of several devices at once may each carry a message (clients keep one copy
+        by ``messageId``). A message stored while a sync runs is pushed live (the
+        connection is registered before any frame can arrive) or comes with the next sync.
 
         Returns:
-            The page as sent (it may be cut short to fit one ``@connections`` post, and
-            leaves out messages another sync has claimed).
+            The page as sent (it may be cut short to fit one ``@connections`` post).
 
         Raises:
             ValidationFailed: ``since`` is not a cursor issued to this user.
@@ -369,25 +359,33 @@ class MessagingService:
         user_id = caller.user.user_id
         after = decode_cursor(user_id, request.since) if request.since else None
         page = self._messages.pending_for(user_id, request.limit, after)
-        as_delivered = [m.model_copy(update={"status": MessageStatus.DELIVERED}) for m in page.messages]
-        fitting = as_delivered[: _fitting_count([m.to_wire() for m in as_delivered])]
-        has_more = page.has_more or len(fitting) < len(page.messages)
+        shown = page.messages[: _fitting_count([m.to_wire() for m in page.messages])]
+        has_more = page.has_more or len(shown) < len(page.messages)
         cursor = None
-        if has_more and fitting:
-            last = fitting[-1]
+        if has_more and shown:
+            last = shown[-1]
             cursor = encode_cursor(user_id, PendingPosition(message_id=last.message_id, timestamp=last.timestamp))
-
-        now = self._clock()
-        until = iso_timestamp(now + timedelta(seconds=SYNC_CLAIM_SECONDS))
-        shown = [m for m in fitting if self._messages.claim(m.message_id, iso_timestamp(now), until)]
-        if not self._push.post(caller.connection_id, sync_frame(shown, cursor, has_more), user_id):
-            # The caller left before the page reached it: the messages stay pending.
-            for message in shown:
-                self._messages.release(message.message_id)
-            return PendingPage(messages=[], has_more=True)
-        newly_delivered = [m for m in shown if self._messages.mark_delivered(m.message_id)]
-        self._tell_senders(newly_delivered, MessageStatus.DELIVERED)
+        self._push.post(caller.connection_id, sync_frame(shown, cursor, has_more), user_id)
         return PendingPage(messages=shown, has_more=has_more)
+
+    # ------------------------------------------------------------------ ackMessages
+
+    def confirm(self, caller: Caller, request: AckMessagesRequest) -> list[Message]:
+        """The caller's device holds these messages: they leave the caller's pending set,
+        become ``delivered`` (unless read already) and their senders get ``status:
+        delivered``, once per message.
+
+        Ids of messages not sent to the caller, unknown or already confirmed are ignored
+        rather than refused: a client confirms everything it was shown, batched, and one
+        stale id must not cost the rest of the batch. Nothing is answered to the caller.
+
+        Returns:
+            The messages this call moved to ``delivered``.
+        """
+        moved = self._messages.confirm_received(caller.user.user_id, request.message_ids)
+        # For a note-to-self the sender is the caller: their devices hear it like any sender's.
+        self._tell_senders(moved, MessageStatus.DELIVERED)
+        return moved
 
     # ------------------------------------------------------------------ markRead
 
