@@ -23,7 +23,7 @@ from chat.adapters.memory import (
     RecordingNotifier,
 )
 from chat.config import Container, override
-from chat.domain.models import Caller, Identity, UserProfile
+from chat.domain.models import Caller, Identity, SendMessageRequest, UserProfile
 from chat.domain.services import ConnectionService, ConversationService, DirectoryService, MessagingService
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
@@ -181,3 +181,23 @@ def backend(messages, connections, conversations, directory, notifier, clock) ->
         clock=clock,
     ) as container:
         yield container
+
+
+#: The conversation the ``chat`` fixture's messages go to.
+CONVERSATION = "conv-ab"
+
+
+@pytest.fixture
+def chat(messaging, connect, alice, bob):
+    """Alice on two devices, Bob on one; ``say(n)`` sends Alice's n-th message to Bob."""
+    phone = connect(alice, "A-phone")
+    connect(alice, "A-laptop")
+    reader = connect(bob, "B1")
+
+    def say(n: int, sender=phone, recipient=bob, conversation=CONVERSATION) -> str:
+        frame = {"messageId": f"m-{n}", "conversationId": conversation, "recipientId": recipient.user_id,
+                 "content": f"text {n}"}
+        messaging.send(sender, SendMessageRequest.model_validate(frame))
+        return f"m-{n}"
+
+    return phone, reader, say

@@ -19,22 +19,6 @@ from chat.domain.protocol import parse_frame
 CONVERSATION = "conv-ab"
 
 
-@pytest.fixture
-def chat(messaging, connect, alice, bob):
-    """Alice on two devices, Bob on one; ``say(n)`` sends Alice's n-th message to Bob."""
-    phone = connect(alice, "A-phone")
-    connect(alice, "A-laptop")
-    reader = connect(bob, "B1")
-
-    def say(n: int, sender=phone, recipient=bob, conversation=CONVERSATION) -> str:
-        frame = {"messageId": f"m-{n}", "conversationId": conversation, "recipientId": recipient.user_id,
-                 "content": f"text {n}"}
-        messaging.send(sender, SendMessageRequest.model_validate(frame))
-        return f"m-{n}"
-
-    return phone, reader, say
-
-
 def _mark(messaging, caller, **frame):
     return messaging.mark_read(caller, MarkReadRequest.model_validate({"conversationId": CONVERSATION, **frame}))
 
