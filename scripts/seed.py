@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Create the demo users (alice, bob) and a demo conversation.
+"""Create the demo users (alice, bob) and a demo conversation, or remove them with --remove.
 
 Local stack by default (reads the state file ``wsstack up`` writes); a deployed stack with
 ``--stack-name``. Messages go through the real WebSocket API, so what they leave behind is
 exactly what the app would: one exchange delivered live, one message waiting for bob.
+``--remove`` deletes the demo users and everything stored about them (their conversations
+whole, messages, connections), found by key and index, never by scanning a table.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from chatclient import ChatSession, Target, conversation_id, ensure_user, sign_in
+from chatclient import ChatSession, Target, conversation_id, ensure_user, remove_user_data, sign_in
 
 DEMO_USERS = {
     "alice": {"name": "Alice Demo", "email": "alice@example.com"},
@@ -29,10 +31,16 @@ def main() -> int:
     parser.add_argument("--stack-name", help="seed a deployed CloudFormation stack instead")
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     parser.add_argument("--password", default=DEMO_PASSWORD, help="password for the demo users")
+    parser.add_argument("--remove", action="store_true",
+                        help="remove the demo users and their data instead of creating them")
     args = parser.parse_args()
 
     target = (Target.from_cloudformation(args.stack_name, args.region) if args.stack_name
               else Target.from_state_file(Path(args.state_file)))
+    if args.remove:
+        tables = (Target.tables_from_cloudformation(args.stack_name, args.region) if args.stack_name
+                  else Target.tables_from_state_file(Path(args.state_file)))
+        return remove(target, tables)
     for username, attrs in DEMO_USERS.items():
         ensure_user(target, username, args.password, **attrs)
     alice, bob = (sign_in(target, u, args.password) for u in DEMO_USERS)
@@ -56,6 +64,15 @@ def main() -> int:
     for username, token in (("alice", alice), ("bob", bob)):
         print(f"    {username:<6} sub {token.sub}")
     print(f"  Demo conversation {conversation} (one message waits for bob's syncMessages)\n")
+    return 0
+
+
+def remove(target: Target, tables: dict[str, str]) -> int:
+    """Delete the demo users and their data; say what went."""
+    print("  Removed")
+    for username in DEMO_USERS:
+        # No sub given: it is looked up from Cognito (and nothing is stored for a missing user).
+        print(f"    {remove_user_data(target, tables, None, username)}")
     return 0
 
 

@@ -3,10 +3,12 @@
 * :class:`ChatSession`: a blocking, frame-by-frame session for scripts and tests.
 * :class:`ChatClient`: an asyncio client that stays connected (reconnect with backoff, sync
   on every connect, outbox with retries, dedupe, keep-alive), as a mobile app would be.
+* :func:`remove_user_data`: delete a test or demo user and everything stored about them.
 """
 
 from chatclient.auth import SignInRequired, Tokens, ensure_user, refresh_session, sign_in
 from chatclient.backoff import Backoff
+from chatclient.cleanup import Removed, remove_user_data, user_sub_of
 from chatclient.client import AuthenticationRefused, ChatClient, EventStream
 from chatclient.events import (
     ChatClientError,
@@ -64,6 +66,7 @@ __all__ = [
     "MessagesMarkedRead",
     "NotConnected",
     "OutgoingMessage",
+    "Removed",
     "RequestFailed",
     "SendFailed",
     "ServerError",
@@ -77,5 +80,7 @@ __all__ = [
     "conversation_id",
     "ensure_user",
     "refresh_session",
+    "remove_user_data",
     "sign_in",
+    "user_sub_of",
 ]

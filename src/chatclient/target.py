@@ -9,7 +9,15 @@ from typing import Any
 
 import boto3
 
-__all__ = ["Target"]
+__all__ = ["TABLE_OUTPUTS", "Target"]
+
+#: The template's tables by logical id, and the stack output that names each one once deployed.
+TABLE_OUTPUTS = {
+    "ConnectionsTable": "ConnectionsTableName",
+    "UserConnectionsTable": "UserConnectionsTableName",
+    "MessagesTable": "MessagesTableName",
+    "ConversationsTable": "ConversationsTableName",
+}
 
 
 @dataclass(frozen=True)
@@ -58,3 +66,25 @@ class Target:
             "cognito-idp", region_name=self.region, endpoint_url=self.aws_endpoint,
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )
+
+    def dynamodb(self) -> Any:
+        """A DynamoDB client for this target (the emulator serves DynamoDB on the same endpoint)."""
+        if self.aws_endpoint is None:
+            return boto3.client("dynamodb", region_name=self.region)
+        return boto3.client(
+            "dynamodb", region_name=self.region, endpoint_url=self.aws_endpoint,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+    @staticmethod
+    def tables_from_state_file(path: Path) -> dict[str, str]:
+        """The local stack's table names by logical id (the state file's ``resources``)."""
+        resources = json.loads(Path(path).read_text(encoding="utf-8"))["resources"]
+        return {logical_id: str(resources[logical_id]) for logical_id in TABLE_OUTPUTS}
+
+    @staticmethod
+    def tables_from_cloudformation(stack_name: str, region: str) -> dict[str, str]:
+        """A deployed stack's table names by logical id, from its ``*TableName`` outputs."""
+        stacks = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack_name)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks["Stacks"][0].get("Outputs", [])}
+        return {logical_id: outputs[output] for logical_id, output in TABLE_OUTPUTS.items()}

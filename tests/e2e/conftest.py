@@ -22,7 +22,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from chatclient import Target, Tokens, ensure_user, sign_in
+from chatclient import Target, Tokens, ensure_user, remove_user_data, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "wsstack: ready"
@@ -35,6 +35,8 @@ class RunningStack:
     state: dict[str, object]
     process: StackProcess | None
     local: bool
+    #: Physical table names by logical id (the state file's resources, or the stack outputs).
+    tables: dict[str, str]
 
     def dynamodb(self):  # type: ignore[no-untyped-def]
         if not self.local:
@@ -105,13 +107,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     stack_name = os.environ.get("CHAT_E2E_STACK_NAME")
     if stack_name:
         region = os.environ.get("AWS_REGION", "us-east-1")
-        yield RunningStack(Target.from_cloudformation(stack_name, region), {}, None, local=False)
+        yield RunningStack(
+            Target.from_cloudformation(stack_name, region), {}, None, local=False,
+            tables=Target.tables_from_cloudformation(stack_name, region),
+        )
         return
     state_file = tmp_path_factory.mktemp("stack") / "stack.json"
     proc = start_stack(state_file)
     state = json.loads(state_file.read_text())
     try:
-        yield RunningStack(Target.from_state_file(state_file), state, proc, local=True)
+        yield RunningStack(
+            Target.from_state_file(state_file), state, proc, local=True,
+            tables=Target.tables_from_state_file(state_file),
+        )
     finally:
         proc.stop()
         # What the stack logged, shown by pytest when a test failed.
@@ -119,12 +127,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 
 @pytest.fixture
-def new_user(stack: RunningStack) -> Callable[[str], Tokens]:
-    """Create a fresh user (unique name) and sign them in."""
+def named_user(stack: RunningStack) -> Iterator[Callable[[str], tuple[str, Tokens]]]:
+    """Create a fresh user (unique name) and sign them in: ``(username, tokens)``. At the end
+    of the test every user made here is removed with everything stored about them, so no
+    test data remains."""
+    made: dict[str, str | None] = {}  # username -> sub (None until sign-in told us)
 
-    def make(label: str) -> Tokens:
+    def make(label: str) -> tuple[str, Tokens]:
         username = f"{label}-{uuid.uuid4().hex[:8]}"
+        # Recorded before anything can fail, so a half-made user is removed as well.
+        made[username] = None
         ensure_user(stack.target, username, PASSWORD, name=label.title(), email=f"{username}@example.com")
-        return sign_in(stack.target, username, PASSWORD)
+        tokens = sign_in(stack.target, username, PASSWORD)
+        made[username] = tokens.sub
+        return username, tokens
 
-    return make
+    yield make
+    for username, sub in made.items():
+        remove_user_data(stack.target, stack.tables, sub, username)
+
+
+@pytest.fixture
+def new_user(named_user: Callable[[str], tuple[str, Tokens]]) -> Callable[[str], Tokens]:
+    """Like ``named_user``, for tests that need only the tokens."""
+    return lambda label: named_user(label)[1]

@@ -8,7 +8,6 @@ answer ``ping`` with ``pong`` (the five were added together).
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,27 +24,14 @@ from chatclient import (
     MessageStatusChanged,
     RequestFailed,
     Tokens,
-    ensure_user,
-    sign_in,
 )
 
 from .conftest import PASSWORD
-from .test_client_cli import Terminal, make_user, where
+from .test_client_cli import Terminal, where
 
 pytestmark = pytest.mark.e2e
 
 WAIT = 30.0
-
-
-@pytest.fixture(scope="module")
-def newer_actions(stack) -> None:
-    username = f"probe-{uuid.uuid4().hex[:8]}"
-    ensure_user(stack.target, username, PASSWORD, name="Probe", email=f"{username}@example.com")
-    with ChatSession(stack.target, sign_in(stack.target, username, PASSWORD).id_token) as session:
-        session.send("ping")
-        answer = session.receive()
-    if answer.get("type") != "pong":
-        pytest.skip("this stack does not serve ping/markRead/listConversations/findUsers/deleteMessage yet")
 
 
 def run(scenario: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
@@ -69,9 +55,9 @@ async def first(events, predicate: Callable[[Any], bool]) -> Any:
     raise AssertionError("the client closed before the event came")
 
 
-def test_find_users_finds_the_other_user_and_never_the_caller(stack, newer_actions):
-    alice_name, alice = make_user(stack, "alice")
-    bob_name, bob = make_user(stack, "bob")
+def test_find_users_finds_the_other_user_and_never_the_caller(stack, named_user):
+    alice_name, alice = named_user("alice")
+    bob_name, bob = named_user("bob")
 
     async def scenario() -> None:
         async with client_for(stack, alice) as client:
@@ -82,9 +68,9 @@ def test_find_users_finds_the_other_user_and_never_the_caller(stack, newer_actio
     run(scenario)
 
 
-def test_reading_a_message_turns_the_senders_ticks_to_read(stack, newer_actions):
-    _, alice_tokens = make_user(stack, "alice")
-    _, bob_tokens = make_user(stack, "bob")
+def test_reading_a_message_turns_the_senders_ticks_to_read(stack, named_user):
+    _, alice_tokens = named_user("alice")
+    _, bob_tokens = named_user("bob")
 
     async def scenario() -> None:
         async with client_for(stack, alice_tokens) as alice, client_for(stack, bob_tokens) as bob:
@@ -106,9 +92,9 @@ def test_reading_a_message_turns_the_senders_ticks_to_read(stack, newer_actions)
     run(scenario)
 
 
-def test_only_the_recipient_may_mark_a_message_read(stack, newer_actions):
-    _, alice_tokens = make_user(stack, "alice")
-    _, bob_tokens = make_user(stack, "bob")
+def test_only_the_recipient_may_mark_a_message_read(stack, named_user):
+    _, alice_tokens = named_user("alice")
+    _, bob_tokens = named_user("bob")
 
     async def scenario() -> None:
         async with client_for(stack, alice_tokens) as alice:
@@ -121,9 +107,9 @@ def test_only_the_recipient_may_mark_a_message_read(stack, newer_actions):
     run(scenario)
 
 
-def test_the_conversation_list_shows_the_other_user_the_last_message_and_unread_count(stack, newer_actions):
-    _, alice_tokens = make_user(stack, "alice")
-    _, bob_tokens = make_user(stack, "bob")
+def test_the_conversation_list_shows_the_other_user_the_last_message_and_unread_count(stack, named_user):
+    _, alice_tokens = named_user("alice")
+    _, bob_tokens = named_user("bob")
 
     async def scenario() -> None:
         async with client_for(stack, alice_tokens) as alice:
@@ -141,9 +127,9 @@ def test_the_conversation_list_shows_the_other_user_the_last_message_and_unread_
     run(scenario)
 
 
-def test_deleting_a_message_tells_both_participants(stack, newer_actions):
-    _, alice_tokens = make_user(stack, "alice")
-    _, bob_tokens = make_user(stack, "bob")
+def test_deleting_a_message_tells_both_participants(stack, named_user):
+    _, alice_tokens = named_user("alice")
+    _, bob_tokens = named_user("bob")
 
     async def scenario() -> None:
         async with client_for(stack, alice_tokens) as alice, client_for(stack, bob_tokens) as bob:
@@ -161,8 +147,8 @@ def test_deleting_a_message_tells_both_participants(stack, newer_actions):
     run(scenario)
 
 
-def test_ping_is_answered_with_the_server_time(stack, newer_actions):
-    _, tokens = make_user(stack, "alice")
+def test_ping_is_answered_with_the_server_time(stack, named_user):
+    _, tokens = named_user("alice")
 
     async def scenario() -> str:
         async with client_for(stack, tokens) as client:
@@ -172,9 +158,9 @@ def test_ping_is_answered_with_the_server_time(stack, newer_actions):
     assert len(at) == 24 and at.endswith("Z")
 
 
-def test_terminal_opens_a_conversation_by_username_and_shows_the_read_tick(stack, newer_actions, tmp_path):
-    alice_name, _ = make_user(stack, "alice")
-    bob_name, bob = make_user(stack, "bob")
+def test_terminal_opens_a_conversation_by_username_and_shows_the_read_tick(stack, named_user, tmp_path):
+    alice_name, _ = named_user("alice")
+    bob_name, bob = named_user("bob")
     with ChatSession(stack.target, bob.id_token) as bob_phone:
         terminal = Terminal(*where(stack, tmp_path), "--username", alice_name, "--password", PASSWORD,
                             "--to", bob_name)

@@ -9,24 +9,17 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from chatclient import ChatSession, Tokens, conversation_id, ensure_user, sign_in
+from chatclient import ChatSession, conversation_id
 
 from .conftest import PASSWORD, ROOT
 
 pytestmark = pytest.mark.e2e
 
 WAIT = 30.0
-
-
-def make_user(stack, label: str) -> tuple[str, Tokens]:
-    username = f"{label}-{uuid.uuid4().hex[:8]}"
-    ensure_user(stack.target, username, PASSWORD, name=label.title(), email=f"{username}@example.com")
-    return username, sign_in(stack.target, username, PASSWORD)
 
 
 def where(stack, tmp_path: Path) -> list[str]:
@@ -98,8 +91,8 @@ def test_help_explains_how_to_sign_in_pick_a_peer_and_chat():
         assert expected in result.stdout
 
 
-def test_wrong_password_is_a_clear_error(stack, tmp_path):
-    username, _ = make_user(stack, "alice")
+def test_wrong_password_is_a_clear_error(stack, named_user, tmp_path):
+    username, _ = named_user("alice")
     result = subprocess.run(
         [sys.executable, "-m", "chatclient", *where(stack, tmp_path), "--username", username,
          "--password", "not-the-password"],
@@ -110,9 +103,9 @@ def test_wrong_password_is_a_clear_error(stack, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_terminal_user_chats_with_another_device_and_sees_the_ticks(stack, tmp_path):
-    alice_name, alice = make_user(stack, "alice")
-    _, bob = make_user(stack, "bob")
+def test_terminal_user_chats_with_another_device_and_sees_the_ticks(stack, named_user, tmp_path):
+    alice_name, alice = named_user("alice")
+    _, bob = named_user("bob")
     with ChatSession(stack.target, bob.id_token) as bob_phone:
         terminal = Terminal(*where(stack, tmp_path), "--username", alice_name, "--password", PASSWORD,
                             "--to-sub", bob.sub)
@@ -136,9 +129,9 @@ def test_terminal_user_chats_with_another_device_and_sees_the_ticks(stack, tmp_p
     assert sum("hi terminal" in line for line in terminal.lines) == 1
 
 
-def test_lines_piped_in_are_stored_in_order_before_the_command_exits(stack, tmp_path):
-    alice_name, _ = make_user(stack, "alice")
-    _, bob = make_user(stack, "bob")
+def test_lines_piped_in_are_stored_in_order_before_the_command_exits(stack, named_user, tmp_path):
+    alice_name, _ = named_user("alice")
+    _, bob = named_user("bob")
     result = subprocess.run(
         [sys.executable, "-m", "chatclient", *where(stack, tmp_path), "--username", alice_name,
          "--password", PASSWORD, "--to-sub", bob.sub],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import jwt
 import pytest
@@ -41,18 +42,18 @@ def _expired_copy(token: str) -> str:
 
 
 @pytest.fixture
-def wrong_client_token(stack, new_user):
-    """A valid token of the same pool, issued to another app client."""
-    user = new_user("eve")
-    username = jwt.decode(user.id_token, options={"verify_signature": False})["cognito:username"]
+def wrong_client_token(stack, named_user):
+    """A valid token of the same pool, issued to another app client (removed afterwards)."""
+    username, _ = named_user("eve")
     cognito = stack.target.cognito()
     other = cognito.create_user_pool_client(
         UserPoolId=stack.target.user_pool_id, ClientName=f"other-{uuid.uuid4().hex[:6]}",
         ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )["UserPoolClient"]["ClientId"]
-    from dataclasses import replace
-
-    return sign_in(replace(stack.target, user_pool_client_id=other), username, PASSWORD).id_token
+    try:
+        yield sign_in(replace(stack.target, user_pool_client_id=other), username, PASSWORD).id_token
+    finally:
+        cognito.delete_user_pool_client(UserPoolId=stack.target.user_pool_id, ClientId=other)
 
 
 def test_tokens_that_must_not_connect_are_refused_and_nothing_is_stored(stack, new_user, wrong_client_token):

@@ -20,16 +20,29 @@ def test_seed_creates_alice_and_bob_and_a_message_waiting_for_bob(stack, tmp_pat
         pytest.skip("seeds the local stack only here")
     state_file = tmp_path / "stack.json"
     state_file.write_text(json.dumps(stack.state))
-    result = subprocess.run(
-        [sys.executable, "scripts/seed.py", "--state-file", str(state_file), "--password", "Passw0rd-seed"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
+
+    def seed(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "scripts/seed.py", "--state-file", str(state_file), "--password", "Passw0rd-seed",
+             *extra],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+
+    result = seed()
     assert result.returncode == 0, result.stderr
     assert "alice" in result.stdout and "bob" in result.stdout
-
-    bob = sign_in(stack.target, "bob", "Passw0rd-seed")
-    with ChatSession(stack.target, bob.id_token) as b:
-        b.send("syncMessages")
-        sync = b.receive_until("sync")
-    contents = [m["content"] for m in sync["messages"]]
-    assert contents == ["Sent while you were away: sync to see me."]
+    try:
+        bob = sign_in(stack.target, "bob", "Passw0rd-seed")
+        with ChatSession(stack.target, bob.id_token, confirm=False) as b:
+            b.send("syncMessages")
+            sync = b.receive_until("sync")
+        contents = [m["content"] for m in sync["messages"]]
+        assert contents == ["Sent while you were away: sync to see me."]
+    finally:
+        # The demo users go again, with their conversation: no test data remains.
+        removed = seed("--remove")
+    assert removed.returncode == 0, removed.stderr
+    cognito = stack.target.cognito()
+    for username in ("alice", "bob"):
+        with pytest.raises(cognito.exceptions.UserNotFoundException):
+            cognito.admin_get_user(UserPoolId=stack.target.user_pool_id, Username=username)
