@@ -6,6 +6,7 @@ instead; tests that need the emulator's internals are skipped there.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -15,14 +16,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
-from chatclient import Target, Tokens, ensure_user, remove_user_data, sign_in
+from chatclient import Backoff, ChatClient, Target, Tokens, ensure_user, remove_user_data, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "wsstack: ready"
@@ -151,3 +153,19 @@ def named_user(stack: RunningStack) -> Iterator[Callable[[str], tuple[str, Token
 def new_user(named_user: Callable[[str], tuple[str, Tokens]]) -> Callable[[str], Tokens]:
     """Like ``named_user``, for tests that need only the tokens."""
     return lambda label: named_user(label)[1]
+
+
+def run(scenario: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
+    """Run an asyncio scenario of the reference client, bounded in time."""
+
+    async def bounded() -> Any:
+        async with asyncio.timeout(timeout):
+            return await scenario()
+
+    return asyncio.run(bounded())
+
+
+def client_for(stack: RunningStack, tokens: Tokens, **options: Any) -> ChatClient:
+    """A reference client on the stack, with a short backoff so reconnects stay quick."""
+    options.setdefault("backoff", Backoff(base=0.05, max_delay=0.5))
+    return ChatClient.for_target(stack.target, tokens, **options)

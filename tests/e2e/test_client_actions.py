@@ -8,14 +8,12 @@ answer ``ping`` with ``pong`` (the five were added together).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chatclient import (
-    Backoff,
-    ChatClient,
     ChatSession,
     MessageDeleted,
     MessageReceived,
@@ -23,28 +21,14 @@ from chatclient import (
     MessageStatus,
     MessageStatusChanged,
     RequestFailed,
-    Tokens,
 )
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, client_for, run
 from .test_client_cli import Terminal, where
 
 pytestmark = pytest.mark.e2e
 
 WAIT = 30.0
-
-
-def run(scenario: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await scenario()
-
-    return asyncio.run(bounded())
-
-
-def client_for(stack, tokens: Tokens, **options: Any) -> ChatClient:
-    options.setdefault("backoff", Backoff(base=0.05, max_delay=0.5))
-    return ChatClient.for_target(stack.target, tokens, **options)
 
 
 async def first(events, predicate: Callable[[Any], bool]) -> Any:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import boto3
 import pytest
@@ -29,26 +28,14 @@ from chatclient import (
     MessageStatusChanged,
     OutgoingMessage,
     SyncCompleted,
-    Tokens,
     conversation_id,
 )
+
+from .conftest import client_for, run
 
 pytestmark = pytest.mark.e2e
 
 WAIT = 30.0
-
-
-def run(scenario: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await scenario()
-
-    return asyncio.run(bounded())
-
-
-def client_for(stack, tokens: Tokens, **options: Any) -> ChatClient:
-    options.setdefault("backoff", Backoff(base=0.05, max_delay=0.5))
-    return ChatClient.for_target(stack.target, tokens, **options)
 
 
 async def next_matching(events: EventStream, predicate: Callable[[Event], bool], timeout: float = WAIT) -> Event:

@@ -66,6 +66,26 @@ def _json_object(body: str | None) -> dict[str, Any]:
     return value
 
 
+#: Pydantic's error types, as one sentence each; ``{field}`` is the field as sent, the rest
+#: comes from the error's context.
+_SENTENCES = {
+    "missing": "{field} is required.",
+    "string_type": "{field} must be a string.",
+    # e.g. a lone surrogate ("\\ud800"): valid JSON, but not storable or sendable as UTF-8.
+    "string_unicode": "{field} must be valid Unicode text.",
+    "int_type": "{field} must be an integer.",
+    "int_parsing": "{field} must be an integer.",
+    "string_too_short": "{field} must not be empty.",
+    "string_too_long": "{field} must be at most {max_length} characters.",
+    "list_type": "{field} must be a list.",
+    "too_short": "{field} must not be empty.",
+    "too_long": "{field} must have at most {max_length} items.",
+    "greater_than_equal": "{field} must be at least {ge}.",
+    "less_than_equal": "{field} must be at most {le}.",
+    "value_error": "{field} {error}.",
+}
+
+
 def _sentence(error: ValidationError) -> str:
     """One sentence for the first problem pydantic found, naming the field as sent."""
     first = error.errors()[0]
@@ -75,32 +95,7 @@ def _sentence(error: ValidationError) -> str:
     if kind == "value_error" and not first["loc"]:
         # A rule across fields: its sentence names the fields itself.
         return f"{ctx['error']}."
-    if kind == "missing":
-        return f"{field} is required."
-    if kind == "string_type":
-        return f"{field} must be a string."
-    if kind == "string_unicode":
-        # e.g. a lone surrogate ("\\ud800"): valid JSON, but not storable or sendable as UTF-8.
-        return f"{field} must be valid Unicode text."
-    if kind in {"int_type", "int_parsing"}:
-        return f"{field} must be an integer."
-    if kind == "string_too_short":
-        return f"{field} must not be empty."
-    if kind == "string_too_long":
-        return f"{field} must be at most {ctx['max_length']} characters."
-    if kind == "list_type":
-        return f"{field} must be a list."
-    if kind == "too_short":
-        return f"{field} must not be empty."
-    if kind == "too_long":
-        return f"{field} must have at most {ctx['max_length']} items."
-    if kind == "greater_than_equal":
-        return f"{field} must be at least {ctx['ge']}."
-    if kind == "less_than_equal":
-        return f"{field} must be at most {ctx['le']}."
-    if kind == "value_error":
-        return f"{field} {ctx['error']}."
-    return f"{field} is invalid."
+    return _SENTENCES.get(kind, "{field} is invalid.").format(field=field, **ctx)
 
 
 def parse_frame(model: type[RequestT], body: str | None) -> RequestT:
