@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wsstack.emulator import PortInUse
 from wsstack.logs import FORMATS, configure_logging
 from wsstack.template import TemplateError
 
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return asyncio.run(_up(args))
         return asyncio.run(_invoke(args))
-    except TemplateError as exc:
+    except (TemplateError, PortInUse) as exc:
         print(f"wsstack: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

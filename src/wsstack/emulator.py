@@ -28,7 +28,7 @@ from wsstack.gateway.core import default_api_id
 from wsstack.model import App, Resource
 from wsstack.template import DEFAULT_REGION, TemplateError, resolve
 
-__all__ = ["Emulator", "aws_client", "create_resources"]
+__all__ = ["Emulator", "PortInUse", "aws_client", "create_resources"]
 
 log = logging.getLogger("wsstack.emulator")
 
@@ -47,6 +47,10 @@ def aws_client(service: str, endpoint_url: str | None, region: str = DEFAULT_REG
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+class PortInUse(Exception):
+    """A server of the stack could not listen where it was asked to; the message says what to pass."""
 
 
 class Emulator:
@@ -84,11 +88,17 @@ class Emulator:
         assert self._proc.stdout is not None
         # The child prints one JSON line with its port once the socket is bound.
         line = _readline_within(self._proc, timeout)
+        said = None
         try:
-            port = json.loads(line)["port"]
-        except (ValueError, KeyError):
+            said = json.loads(line)
+            port = said["port"]
+        except (ValueError, KeyError, TypeError):
             self.stop()
-            raise RuntimeError(f"the AWS emulator did not start (it said {line!r})") from None
+            reason = said.get("error") if isinstance(said, dict) else None
+            raise PortInUse(
+                f"The AWS emulator could not listen on 127.0.0.1:{self._port}"
+                f"{f' ({reason})' if reason else ''}; pass --emulator-port 0 for a free port."
+            ) from None
         self.endpoint_url = f"http://127.0.0.1:{port}"
         if announce:
             self.announce()
@@ -277,7 +287,12 @@ def _serve(port: int) -> None:
         with lock:
             return app(environ, start_response)
 
-    server = make_server("127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler)
+    try:
+        server = make_server("127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler)
+    except OSError as exc:
+        # Tell the parent why, in the one line it reads, rather than a trace it never sees.
+        print(json.dumps({"error": exc.strerror or str(exc)}), flush=True)
+        return
     print(json.dumps({"port": server.server_address[1]}), flush=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     # moto imports a service's backend on that service's first request (over 100 ms each);

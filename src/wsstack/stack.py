@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, create_resources
+from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, create_resources
 from wsstack.gateway.core import Limits
 from wsstack.gateway.server import Gateway
 from wsstack.model import App, Function
@@ -278,8 +278,16 @@ class LocalStack:
                     api, stage, self.runtime.invoke, port=port, management_port=mport,
                     limits=self._limits, api_id=refs.get(api.logical_id), region=self.region,
                 )
-                await gateway.start()
+                # Listed before it starts, so stop() also closes a half-started gateway.
                 self.gateways.append(gateway)
+                try:
+                    await gateway.start()
+                except OSError as exc:
+                    raise PortInUse(
+                        f"The gateway for {api.logical_id} stage {stage} could not listen on 127.0.0.1 "
+                        f"(port {port}, @connections port {mport}): {exc.strerror or exc}; "
+                        "pass --port 0 and --management-port 0 for free ports."
+                    ) from None
                 apis.append(ApiInfo(
                     api=api.logical_id, name=api.name, api_id=gateway.context.api_id, stage=stage,
                     websocket_url=gateway.url, connections_url=f"{gateway.management_url}/@connections",

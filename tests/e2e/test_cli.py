@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -157,3 +158,21 @@ def test_help_explains_every_option(command):
                           ("--integration-timeout", "29"), ("--max-frame-bytes", "32768"),
                           ("--max-message-bytes", "131072")]:
             assert flag in result.stdout and f"(AWS: {aws})" in result.stdout
+
+
+@pytest.mark.parametrize("option", ["--emulator-port", "--port", "--management-port"])
+def test_a_port_in_use_is_a_one_line_error_naming_the_option_to_change(tmp_path, option):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = {"--port": "0", "--management-port": "0", "--emulator-port": "0"}
+        ports[option] = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "wsstack.cli", "up", "--state-file", str(tmp_path / "stack.json"),
+             *(part for pair in ports.items() for part in pair)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 2
+    assert f"{option} 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "stack.json").exists()
