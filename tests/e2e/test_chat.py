@@ -60,7 +60,7 @@ def test_offline_recipient_gets_message_on_sync_and_sender_is_told_delivered(sta
 def test_sender_id_in_the_frame_is_ignored(stack, new_user):
     alice, bob, mallory = new_user("alice"), new_user("bob"), new_user("mallory")
     with ChatSession(stack.target, mallory.id_token) as m, ChatSession(stack.target, bob.id_token) as b:
-        m.send_message(conversation_id(alice.sub, bob.sub), bob.sub, "I am alice", senderId=alice.sub,
+        m.send_message(conversation_id(mallory.sub, bob.sub), bob.sub, "I am alice", senderId=alice.sub,
                        senderName="Alice")
         pushed = b.receive_until("message")
         assert pushed["message"]["senderId"] == mallory.sub
@@ -78,3 +78,15 @@ def test_unknown_action_gets_an_error_frame_and_the_socket_stays_open(stack, new
 
         a.send("syncMessages")
         assert a.receive_until("sync")["messages"] == []
+
+
+def test_a_third_user_cannot_take_two_others_direct_conversation_id(stack, new_user):
+    alice, bob, mallory = new_user("alice"), new_user("bob"), new_user("mallory")
+    with ChatSession(stack.target, mallory.id_token) as m:
+        message_id = m.send_message(conversation_id(alice.sub, bob.sub), bob.sub, "first!")
+        error = m.receive_until("error")
+    assert (error["code"], error["messageId"]) == ("FORBIDDEN", message_id)
+    # alice and bob can still start their conversation under its id.
+    with ChatSession(stack.target, alice.id_token) as a:
+        a.send_message(conversation_id(alice.sub, bob.sub), bob.sub, "hi bob")
+        assert a.receive_until("ack")["status"] == "sent"

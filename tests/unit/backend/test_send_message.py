@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chat.domain.errors import ValidationFailed
-from chat.domain.models import MessageStatus, SendMessageRequest
+from chat.domain.errors import Forbidden, ValidationFailed
+from chat.domain.models import MessageStatus, SendMessageRequest, direct_conversation_id
 from chat.domain.protocol import parse_frame
 
 
@@ -239,3 +239,22 @@ def test_reply_to_message_id_is_kept(messaging, messages, connect, alice):
     messaging.send(sender, _request(replyToMessageId="m-0"))
 
     assert messages.items["m-1"].reply_to_message_id == "m-0"
+
+
+def test_a_dm_id_naming_other_users_is_refused_and_nothing_is_stored(messaging, messages, connect, alice, bob, carol):
+    sender = connect(carol, "C1")
+    squatting = direct_conversation_id(alice.user_id, bob.user_id)
+
+    with pytest.raises(Forbidden):
+        messaging.send(sender, _request(conversationId=squatting, recipient_id=bob.user_id))
+
+    assert "m-1" not in messages.items
+
+
+def test_the_dm_id_of_sender_and_recipient_is_accepted(messaging, messages, connect, alice, bob):
+    sender = connect(alice, "A1")
+    own = direct_conversation_id(bob.user_id, alice.user_id)  # the order of the two ids does not matter
+
+    messaging.send(sender, _request(conversationId=own, recipient_id=bob.user_id))
+
+    assert messages.items["m-1"].conversation_id == own

@@ -60,6 +60,13 @@ __all__ = [
 MAX_CONTENT_LENGTH = 4000
 #: Longest client-chosen id (messageId, conversationId, recipientId, replyToMessageId).
 MAX_ID_LENGTH = 128
+#: Conversation ids of this form name the 1:1 conversation of two users.
+DIRECT_PREFIX = "dm_"
+
+
+def direct_conversation_id(user_a: str, user_b: str) -> str:
+    """The id of two users' 1:1 conversation: ``dm_<smaller id>_<larger id>``, the same from both sides."""
+    return DIRECT_PREFIX + "_".join(sorted((user_a, user_b)))
 #: API Gateway's cap on one ``@connections`` POST body (larger posts get 413).
 MAX_POST_BYTES = 128 * 1024
 DEFAULT_SYNC_LIMIT = 50

@@ -25,6 +25,7 @@ from chat.domain.errors import (
 )
 from chat.domain.models import (
     CONNECTION_TTL_SECONDS,
+    DIRECT_PREFIX,
     FRAME_LIMIT,
     FRAME_WINDOW_SECONDS,
     MAX_POST_BYTES,
@@ -45,6 +46,7 @@ from chat.domain.models import (
     SendMessageRequest,
     SyncMessagesRequest,
     UserProfile,
+    direct_conversation_id,
     iso_timestamp,
 )
 from chat.domain.ports import (
@@ -267,6 +269,15 @@ class MessagingService:
             Forbidden: the conversation belongs to other participants.
             RateLimited: the connection's window is full; nothing was stored.
         """
+        conversation = request.conversation_id
+        if conversation.startswith(DIRECT_PREFIX) and conversation != direct_conversation_id(
+            caller.user.user_id, request.recipient_id
+        ):
+            # Otherwise a third user who wrote first under two others' dm_ id would own it.
+            raise Forbidden(
+                "A dm_ conversation id must name you and the recipient: dm_<smaller id>_<larger id>.",
+                message_id=request.message_id,
+            )
         message = Message(
             message_id=request.message_id,
             conversation_id=request.conversation_id,
