@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,17 @@ class Rendezvous:
 @pytest.fixture
 def rendezvous() -> type[Rendezvous]:
     return Rendezvous
+
+
+@pytest.fixture
+def alive() -> Callable[[int], bool]:
+    """Whether a process (a worker) still exists."""
+
+    def check(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    return check

@@ -3,20 +3,11 @@
 import asyncio
 import contextlib
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
 
 from wsstack.runtime import LambdaRuntime, ResourceNotFoundException
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_second_invocation_is_warm_and_reuses_the_worker(run_runtime, function):
@@ -58,7 +49,7 @@ def test_concurrency_grows_to_the_limit_and_no_further(run_runtime, function, re
     assert sum(r.cold_start for r in results) == limit
 
 
-def test_stop_ends_every_worker_and_fails_what_was_waiting(run_runtime, function, rendezvous):
+def test_stop_ends_every_worker_and_fails_what_was_waiting(alive, run_runtime, function, rendezvous):
     # GIVEN one function limited to one worker, busy with an invocation, and a second queued
     async def scenario(runtime):
         async with rendezvous(99) as meeting:
@@ -78,10 +69,10 @@ def test_stop_ends_every_worker_and_fails_what_was_waiting(run_runtime, function
     assert running.error["errorType"] == "Runtime.ExitError"
     assert "Runtime exited with error: signal: terminated" in running.error["errorMessage"]
     assert queued.error["errorType"] == "ServiceException"
-    assert pids and not any(_alive(pid) for pid in pids)
+    assert pids and not any(alive(pid) for pid in pids)
 
 
-def test_stop_leaves_no_worker_alive(run_runtime, function, rendezvous):
+def test_stop_leaves_no_worker_alive(alive, run_runtime, function, rendezvous):
     async def scenario(runtime):
         async with rendezvous(3) as meeting:
             event = {"action": "hold", "port": meeting.port}
@@ -93,7 +84,7 @@ def test_stop_leaves_no_worker_alive(run_runtime, function, rendezvous):
     pids = run_runtime(scenario, (function("Act", "handlers.act"), {}), (function("Echo", "handlers.echo"), {}))
 
     assert len(set(pids)) == 3
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
 
 
 def test_unknown_function_is_refused(run_runtime, function):

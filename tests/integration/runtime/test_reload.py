@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import textwrap
 from pathlib import Path
 
@@ -15,13 +14,17 @@ from wsstack.model import Function
 HANDLER = textwrap.dedent(
     """
     import os
-    import time
+    import socket
 
     VERSION = "one"
 
 
     def handler(event, context):
-        time.sleep(event.get("sleep", 0))
+        if "hold" in event:
+            # Announce the worker to the test's rendezvous server and wait for its go.
+            with socket.create_connection(("127.0.0.1", event["hold"])) as held:
+                held.sendall(f"{os.getpid()}\\n".encode())
+                held.makefile().readline()
         return {"version": VERSION, "pid": os.getpid()}
     """
 )
@@ -43,25 +46,21 @@ def _set_version(code_dir: Path, version: str) -> None:
     path.write_text(path.read_text().replace('VERSION = "one"', f'VERSION = "{version}"'))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def test_a_busy_worker_finishes_with_the_old_code_and_the_next_invocation_runs_the_new(run_runtime, code_dir):
+def test_a_busy_worker_finishes_with_the_old_code_and_the_next_invocation_runs_the_new(
+    alive, run_runtime, code_dir, rendezvous
+):
     async def scenario(runtime):
         first = await runtime.invoke("Fn", {})  # a warm worker with version one
-        running = asyncio.ensure_future(runtime.invoke("Fn", {"sleep": 0.5}))
-        await asyncio.sleep(0.2)  # it now holds the warm worker
-        _set_version(code_dir, "two")
-        after = await runtime.invoke("Fn", {})
-        held = await running
+        async with rendezvous(2) as gate:  # never full: the held handler waits for release()
+            running = asyncio.ensure_future(runtime.invoke("Fn", {"hold": gate.port}))
+            await asyncio.wait_for(gate.arrived.wait(), 30)  # it now holds the warm worker
+            _set_version(code_dir, "two")
+            after = await runtime.invoke("Fn", {})
+            gate.release()
+            held = await running
         again = await runtime.invoke("Fn", {})
         for _ in range(100):  # the retired worker exits once it asks for more work
-            if not _alive(first.payload["pid"]):
+            if not alive(first.payload["pid"]):
                 break
             await asyncio.sleep(0.05)
         return first, held, after, again
@@ -72,7 +71,7 @@ def test_a_busy_worker_finishes_with_the_old_code_and_the_next_invocation_runs_t
     assert after.payload["version"] == again.payload["version"] == "two"
     assert after.cold_start and not again.cold_start
     assert again.payload["pid"] == after.payload["pid"] != first.payload["pid"]
-    assert not _alive(first.payload["pid"])
+    assert not alive(first.payload["pid"])
 
 
 def test_reload_respects_reserved_concurrency(run_runtime, code_dir):
