@@ -357,27 +357,17 @@ class DynamoMessageStore:
         return {message.message_id: message for message in messages}
 
     def pending_for(self, user_id: str, limit: int, after: PendingPosition | None = None) -> PendingPage:
-        query: dict[str, Any] = {
-            "IndexName": "PendingIndex",
-            "KeyConditionExpression": Key("pendingFor").eq(user_id),
-            "ScanIndexForward": True,
-            # One extra item tells whether another page exists, so hasMore is never a
-            # false promise followed by an empty page.
-            "Limit": limit + 1,
+        # DynamoDB resumes by position, so the start key works after the item left the index.
+        start = None if after is None else {
+            "messageId": after.message_id,
+            "pendingFor": user_id,
+            "timestamp": after.timestamp,
         }
-        if after is not None:
-            # DynamoDB resumes by position, so this works after the item left the index.
-            query["ExclusiveStartKey"] = {
-                "messageId": after.message_id,
-                "pendingFor": user_id,
-                "timestamp": after.timestamp,
-            }
-        page = self._table.query(**query)
-        items = page.get("Items", [])
-        messages = [Message.model_validate(item) for item in items[:limit]]
-        # A page may also stop early at DynamoDB's 1 MB cap, reported by LastEvaluatedKey.
-        has_more = len(items) > limit or "LastEvaluatedKey" in page
-        return PendingPage(messages=messages, has_more=has_more)
+        items, has_more = _query_page(
+            self._table, limit, start,
+            IndexName="PendingIndex", KeyConditionExpression=Key("pendingFor").eq(user_id), ScanIndexForward=True,
+        )
+        return PendingPage(messages=[Message.model_validate(item) for item in items], has_more=has_more)
 
     def unread_up_to(self, user_id: str, conversation_id: str, timestamp: str) -> list[Message]:
         query: dict[str, Any] = {
@@ -514,20 +504,16 @@ class DynamoConversationStore:
     def memberships_of(
         self, user_id: str, limit: int, after: ConversationPosition | None = None
     ) -> MembershipPage:
-        query: dict[str, Any] = {
-            "IndexName": "UserConversationsIndex",
-            "KeyConditionExpression": Key("userId").eq(user_id),
-            "ScanIndexForward": False,
-            "Limit": limit + 1,
+        start = None if after is None else {
+            "conversationId": after.conversation_id,
+            "userId": user_id,
+            "updatedAt": after.updated_at,
         }
-        if after is not None:
-            query["ExclusiveStartKey"] = {
-                "conversationId": after.conversation_id,
-                "userId": user_id,
-                "updatedAt": after.updated_at,
-            }
-        page = self._table.query(**query)
-        items = page.get("Items", [])
+        items, has_more = _query_page(
+            self._table, limit, start,
+            IndexName="UserConversationsIndex", KeyConditionExpression=Key("userId").eq(user_id),
+            ScanIndexForward=False,
+        )
         memberships = [
             Membership(
                 conversation_id=str(item["conversationId"]),
@@ -538,6 +524,21 @@ class DynamoConversationStore:
                 updated_at=str(item["updatedAt"]),
                 unread_count=int(item.get("unreadCount", 0)),
             )
-            for item in items[:limit]
+            for item in items
         ]
-        return MembershipPage(memberships=memberships, has_more=len(items) > limit or "LastEvaluatedKey" in page)
+        return MembershipPage(memberships=memberships, has_more=has_more)
+
+
+def _query_page(
+    table: Any, limit: int, start_key: dict[str, Any] | None, **query: Any
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of at most ``limit`` items, and whether another page exists.
+
+    One extra item is asked for, so ``has_more`` is never a false promise followed by an
+    empty page; a page may also stop early at DynamoDB's 1 MB cap (``LastEvaluatedKey``).
+    """
+    if start_key is not None:
+        query["ExclusiveStartKey"] = start_key
+    page = table.query(Limit=limit + 1, **query)
+    items = page.get("Items", [])
+    return items[:limit], len(items) > limit or "LastEvaluatedKey" in page
