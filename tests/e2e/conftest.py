@@ -54,15 +54,15 @@ class RunningStack:
         return str(resources[logical_id])
 
 
-class StackProcess:
-    """A `wsstack up` child whose output is drained by a thread (so it never blocks on a full pipe)."""
+class ChildProcess:
+    """A child process whose output (stdout and stderr) a thread drains line by line, so the
+    child never blocks on a full pipe and tests can wait, bounded, for what it prints."""
 
-    def __init__(self, state_file: Path, *extra: str) -> None:
+    def __init__(self, argv: list[str], **popen: Any) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--management-port", "0",
-             "--emulator-port", "0", "--state-file", str(state_file), *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
         )
+        #: Every line printed so far.
         self.output: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -74,7 +74,9 @@ class StackProcess:
             self._lines.put(line)
         self._lines.put(None)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def expect(self, matches: Callable[[str], bool], timeout: float, failure: str) -> str:
+        """The next line for which ``matches`` holds; AssertionError with ``failure`` and the
+        output if none comes within ``timeout`` or the child ends first."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -82,10 +84,31 @@ class StackProcess:
             except queue.Empty:
                 line = None
             if line is None:
-                self.proc.kill()
-                raise AssertionError("the stack did not become ready:\n" + "".join(self.output))
-            if line.startswith(READY_LINE):
-                return
+                raise AssertionError(f"{failure}; it printed:\n" + "".join(self.output))
+            if matches(line):
+                return line
+
+    def wait_drained(self, timeout: float) -> None:
+        """Return once everything the (ended) child printed is in ``output``."""
+        while self._lines.get(timeout=timeout) is not None:
+            pass
+
+
+class StackProcess(ChildProcess):
+    """`wsstack up` on free ports."""
+
+    def __init__(self, state_file: Path, *extra: str) -> None:
+        super().__init__(
+            [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--management-port", "0",
+             "--emulator-port", "0", "--state-file", str(state_file), *extra]
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        try:
+            self.expect(lambda line: line.startswith(READY_LINE), timeout, "the stack did not become ready")
+        except AssertionError:
+            self.proc.kill()
+            raise
 
     def stop(self) -> int:
         """Ctrl-C, as a user would; the exit status."""

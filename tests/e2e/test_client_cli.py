@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from chatclient import ChatSession, conversation_id
 
-from .conftest import PASSWORD, ROOT
+from .conftest import PASSWORD, ROOT, ChildProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -31,38 +28,20 @@ def where(stack, tmp_path: Path) -> list[str]:
     return ["--state-file", str(state_file)]
 
 
-class Terminal:
+class Terminal(ChildProcess):
     """The chat command in a child process, typed into and read line by line."""
 
     def __init__(self, *args: str) -> None:
-        env = {**os.environ, "NO_COLOR": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chatclient", *args], cwd=ROOT, env=env, text=True, encoding="utf-8",
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._drain, daemon=True).start()
+        super().__init__([sys.executable, "-m", "chatclient", *args], env={**os.environ, "NO_COLOR": "1"},
+                         encoding="utf-8", stdin=subprocess.PIPE)
 
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
+    @property
+    def lines(self) -> list[str]:
+        return [line.rstrip("\n") for line in self.output]
 
-    def expect(self, fragment: str, timeout: float = WAIT) -> str:
+    def expect(self, fragment: str, timeout: float = WAIT) -> str:  # type: ignore[override]
         """The next line containing ``fragment`` (bounded by ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                line = None
-            if line is None:
-                raise AssertionError(f"no line with {fragment!r}; the terminal showed:\n" + "\n".join(self.lines))
-            self.lines.append(line)
-            if fragment in line:
-                return line
+        return super().expect(lambda line: fragment in line, timeout, f"no line with {fragment!r}").rstrip("\n")
 
     def type(self, text: str) -> None:
         assert self.proc.stdin is not None
@@ -70,7 +49,7 @@ class Terminal:
         self.proc.stdin.flush()
 
     def finish(self, timeout: float = WAIT) -> int:
-        """Ctrl-D, then the exit status (the rest of the output is kept in ``lines``)."""
+        """Ctrl-D, then the exit status (all the output is then in ``lines``)."""
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         try:
@@ -78,8 +57,7 @@ class Terminal:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
-        while (line := self._queue.get(timeout=timeout)) is not None:
-            self.lines.append(line)
+        self.wait_drained(timeout)
         return status
 
 
