@@ -16,9 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
+from chat_fakes import RecordingNotifier
 from moto import mock_aws
 
-from chat.adapters.memory import RecordingNotifier
 from chat.config import Container, override
 from chat.domain.models import Identity
 from wsstack.emulator import create_resources

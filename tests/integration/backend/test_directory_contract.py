@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from chat_fakes import InMemoryUserDirectory
 
 from chat.adapters.cognito import CognitoUserDirectory
-from chat.adapters.memory import InMemoryUserDirectory
 from chat.domain.models import UserProfile
 
 from .conftest import REGION

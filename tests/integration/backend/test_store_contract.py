@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from chat_fakes import InMemoryConnectionStore, InMemoryConversationStore, InMemoryMessageStore
 
 from chat.adapters.dynamodb import DynamoConnectionStore, DynamoConversationStore, DynamoMessageStore
-from chat.adapters.memory import InMemoryConnectionStore, InMemoryConversationStore, InMemoryMessageStore
 from chat.domain.errors import MessageRefused
 from chat.domain.models import (
     Connection,

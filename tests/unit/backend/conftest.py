@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from chat.adapters.memory import (
+from chat_fakes import (
     InMemoryConnectionStore,
     InMemoryConversationStore,
     InMemoryMessageStore,
     InMemoryUserDirectory,
     RecordingNotifier,
 )
+
 from chat.config import Container, override
 from chat.domain.models import Caller, Identity, SendMessageRequest, UserProfile
 from chat.domain.services import ConnectionService, ConversationService, DirectoryService, MessagingService

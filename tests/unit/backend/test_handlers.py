@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from chat_fakes import InMemoryMessageStore
 
-from chat.adapters.memory import InMemoryMessageStore
 from chat.config import Container, override
 from chat.domain.errors import InvalidToken
 from chat.domain.models import Identity

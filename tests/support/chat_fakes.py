@@ -1,6 +1,6 @@
 """In-process stores, directory and notifier that behave like DynamoDB, Cognito and ``@connections``.
 
-For tests and local tools. They follow the same contract as the AWS adapters (the contract
+For tests. They follow the same contract as the AWS adapters (the contract
 tests run one suite against both): an unknown connection id is gone (410), a new message
 is refused as a whole with every reason that applies, pending and unread messages come
 oldest first, conversations latest first.
