@@ -209,7 +209,7 @@ class StackProcess:
     def start(self, timeout: float = 60.0) -> StackProcess:
         args = [
             *(self.command or wsstack_command()), "up", "--template", str(self.template),
-            "--port", "0", "--management-port", "0", "--emulator-port", "0",
+            "--port", "0", "--tls-port", "0", "--emulator-port", "0",
             "--state-file", str(self.state_file),
         ]
         if self.env_vars is not None:

@@ -121,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_template_options(up)
     ports = up.add_argument_group("ports (0 = a free port)")
     ports.add_argument("--port", type=int, default=3001, metavar="PORT",
-                       help="WebSocket port of the first API stage (default: %(default)s)")
-    ports.add_argument("--management-port", type=int, default=3002, metavar="PORT",
-                       help="@connections port of the first API stage (default: %(default)s)")
+                       help="WebSocket and @connections port of the first API stage (default: %(default)s)")
+    ports.add_argument("--tls-port", type=int, default=3443, metavar="PORT",
+                       help="the same over TLS: the domainName in events, so https://{domainName}/{stage} "
+                       "reaches the stage (default: %(default)s)")
     ports.add_argument("--emulator-port", type=int, default=5005, metavar="PORT",
                        help="AWS emulator (moto) port (default: %(default)s)")
     up.add_argument("--state-file", default=".local/stack.json", metavar="FILE",
@@ -193,6 +194,7 @@ def _banner(info: Any, app: Any, state: Path, ready_ms: float) -> str:
             lines.append(f"  {'':<18}{api.connections_url}")
     if len(info.apis) == 1:
         lines.append(f"  {'@connections URL':<18}{info.connections_url}")
+        lines.append(f"  {'Over TLS':<18}{info.apis[0].secure_websocket_url}  (domainName; CA {info.ca_bundle})")
     lines.append(f"  {'AWS endpoint':<18}{info.aws_endpoint}  (region {info.region})")
     if info.user_pool_id:
         lines.append(f"  {'User pool':<18}{info.user_pool_id}")
@@ -217,7 +219,7 @@ async def _up(args: argparse.Namespace) -> int:
 
     stack = LocalStack(
         Path(args.template), parameters=_parameters(args.parameter), port=args.port,
-        management_port=args.management_port, emulator_port=args.emulator_port,
+        tls_port=args.tls_port, emulator_port=args.emulator_port,
         env_vars=_existing(args.env_vars), limits=_limits(args),
         function_concurrency=args.function_concurrency,
         code_check_interval=CODE_CHECK_INTERVAL if args.hot_reload else None,

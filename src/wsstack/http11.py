@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 server for the local Lambda Runtime API.
+"""A minimal HTTP/1.1 server for the local Lambda Runtime API and the ``@connections`` API.
 
 The Runtime API's clients (``awslambdaric``'s libcurl client, and ``http.client`` for init
 errors) send a handful of small requests on one keep-alive connection, one at a time. A general
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 __all__ = ["HttpError", "Request", "Response", "ServerProtocol"]
 
-logger = logging.getLogger("wsstack.runtime")
+logger = logging.getLogger("wsstack.http")
 
 #: Longest request line plus headers accepted; the Runtime API's are a few hundred bytes.
 MAX_HEAD = 64 * 1024

@@ -23,7 +23,7 @@ FORMATS = ("text", "json")
 #: Attributes every LogRecord has; anything else on a record was passed as ``extra``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 #: Library loggers kept at WARNING: our own lines say what matters.
-_NOISY = ("botocore", "urllib3", "websockets", "aiohttp.access")
+_NOISY = ("botocore", "urllib3", "websockets")
 _FUNCTION_LOGGER = "wsstack.fn."
 
 

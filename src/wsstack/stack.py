@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from wsstack.gateway.server import Gateway
 from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
 from wsstack.template import DEFAULT_REGION, TemplateError, load_app, resolve
+from wsstack.tls import LocalCertificate
 
 __all__ = ["ApiInfo", "LocalStack", "StackInfo", "function_environment", "load_env_vars", "local_endpoints"]
 
@@ -42,6 +44,9 @@ class ApiInfo:
     stage: str
     websocket_url: str
     connections_url: str
+    #: The same stage over TLS (``wss://{domainName}/{stage}``), whose certificate is the
+    #: stack's ``ca_bundle``.
+    secure_websocket_url: str = ""
 
 
 @dataclass
@@ -63,6 +68,9 @@ class StackInfo:
     resources: dict[str, str] = field(default_factory=dict)
     #: Every served stage of every WebSocket API, the first one first.
     apis: list[ApiInfo] = field(default_factory=list)
+    #: The certificate of the gateways' TLS ports, to trust when calling them over TLS
+    #: (Lambdas get it as ``AWS_CA_BUNDLE``).
+    ca_bundle: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -185,13 +193,15 @@ class LocalStack:
     """Runs one template locally.
 
     Every stage of every WebSocket API gets its own gateway, in template order; the first
-    one takes ``port`` and ``management_port``, the others free ports.
+    one takes ``port`` and ``tls_port``, the others free ports. Each serves WebSocket clients
+    and ``@connections`` on its port, and both again over TLS on its TLS port, which events
+    name as ``domainName``; the certificate is made for this run and trusted by every Lambda.
 
     Args:
         template: path of the SAM/CloudFormation template.
         parameters: template parameter values.
-        port: WebSocket port of the first API stage (0 = free port).
-        management_port: ``@connections`` port of the first API stage (0 = free port).
+        port: WebSocket and ``@connections`` port of the first API stage (0 = free port).
+        tls_port: the same over TLS, the first stage's ``domainName`` (0 = free port).
         emulator_port: moto's port (0 = free port).
         env_vars: an overrides file in ``sam local``'s ``--env-vars`` format.
         limits: gateway limits (AWS defaults when None).
@@ -212,7 +222,7 @@ class LocalStack:
         *,
         parameters: Mapping[str, str] | None = None,
         port: int = 0,
-        management_port: int = 0,
+        tls_port: int = 0,
         emulator_port: int = 0,
         env_vars: Path | None = None,
         limits: Limits | None = None,
@@ -224,7 +234,7 @@ class LocalStack:
         self.template = Path(template)
         self.parameters = dict(parameters or {})
         self.region = region
-        self._ports = (port, management_port)
+        self._ports = (port, tls_port)
         self._env_vars = env_vars
         self._limits = limits
         self._require_api = require_api
@@ -234,6 +244,7 @@ class LocalStack:
             code_check_interval=code_check_interval,
         )
         self.gateways: list[Gateway] = []
+        self._certificate_dir: tempfile.TemporaryDirectory[str] | None = None
         self.app: App | None = None
         self.info: StackInfo | None = None
 
@@ -271,11 +282,13 @@ class LocalStack:
         )
         apis: list[ApiInfo] = []
         local: dict[str, str] = {"Local::AwsEndpoint": endpoint}
+        certificate = self._certificate() if app.apis else None
+        tls = certificate.server_context() if certificate else None
         for api in app.apis.values():
             for stage in api.stages:
-                port, mport = (0, 0) if self.gateways else self._ports
+                port, tls_port = (0, 0) if self.gateways else self._ports
                 gateway = Gateway(
-                    api, stage, self.runtime.invoke, port=port, management_port=mport,
+                    api, stage, self.runtime.invoke, port=port, tls=tls, tls_port=tls_port,
                     limits=self._limits, api_id=refs.get(api.logical_id), region=self.region,
                 )
                 # Listed before it starts, so stop() also closes a half-started gateway.
@@ -285,12 +298,13 @@ class LocalStack:
                 except OSError as exc:
                     raise PortInUse(
                         f"The gateway for {api.logical_id} stage {stage} could not listen on 127.0.0.1 "
-                        f"(port {port}, @connections port {mport}): {exc.strerror or exc}; "
-                        "pass --port 0 and --management-port 0 for free ports."
+                        f"(port {port}, TLS port {tls_port}): {exc.strerror or exc}; "
+                        "pass --port 0 and --tls-port 0 for free ports."
                     ) from None
                 apis.append(ApiInfo(
                     api=api.logical_id, name=api.name, api_id=gateway.context.api_id, stage=stage,
                     websocket_url=gateway.url, connections_url=f"{gateway.management_url}/@connections",
+                    secure_websocket_url=gateway.secure_url,
                 ))
                 # Fn::GetAtt Api.ApiEndpoint is the API's wss:// origin, without a stage.
                 local.setdefault(f"{api.logical_id}.ApiEndpoint", _origin(gateway.url))
@@ -301,6 +315,9 @@ class LocalStack:
         for fn in app.functions.values():
             env = function_environment(app, fn, {**refs, **local}, overrides,
                                        aws_endpoint=endpoint, region=self.region, rewrites=rewrites)
+            if certificate is not None:
+                # boto3 then trusts https://{domainName}/{stage}, as it trusts AWS's.
+                env.setdefault("AWS_CA_BUNDLE", str(certificate.cert_path))
             self.runtime.add_function(fn, env)
         await self.runtime.start()
         pools = [r.logical_id for r in app.of_type("AWS::Cognito::UserPool")]
@@ -314,8 +331,13 @@ class LocalStack:
             user_pool_client_id=refs[clients[0]] if clients else None,
             resources={k: v for k, v in refs.items() if k in app.resources},
             apis=apis,
+            ca_bundle=str(certificate.cert_path) if certificate else "",
         )
         return self.info
+
+    def _certificate(self) -> LocalCertificate:
+        self._certificate_dir = tempfile.TemporaryDirectory(prefix="wsstack-tls-")
+        return LocalCertificate.create(Path(self._certificate_dir.name), ["127.0.0.1", "localhost"])
 
     async def stop(self) -> None:
         """Close sockets (running ``$disconnect``), stop workers, then the emulator."""
@@ -324,3 +346,6 @@ class LocalStack:
         self.gateways.clear()
         await self.runtime.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.emulator.stop)
+        if self._certificate_dir is not None:
+            self._certificate_dir.cleanup()
+            self._certificate_dir = None

@@ -99,7 +99,7 @@ class StackProcess(ChildProcess):
 
     def __init__(self, state_file: Path, *extra: str) -> None:
         super().__init__(
-            [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--management-port", "0",
+            [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--tls-port", "0",
              "--emulator-port", "0", "--state-file", str(state_file), *extra]
         )
 

@@ -133,7 +133,7 @@ def test_a_template_with_an_http_integration_is_refused_in_one_sentence(tmp_path
 
     result = subprocess.run(
         [sys.executable, "-m", "wsstack.cli", "up", "-t", str(tmp_path / "template.yaml"), "--port", "0",
-         "--management-port", "0", "--emulator-port", "0", "--state-file", str(tmp_path / "state.json")],
+         "--tls-port", "0", "--emulator-port", "0", "--state-file", str(tmp_path / "state.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
 
@@ -160,12 +160,12 @@ def test_help_explains_every_option(command):
             assert flag in result.stdout and f"(AWS: {aws})" in result.stdout
 
 
-@pytest.mark.parametrize("option", ["--emulator-port", "--port", "--management-port"])
+@pytest.mark.parametrize("option", ["--emulator-port", "--port", "--tls-port"])
 def test_a_port_in_use_is_a_one_line_error_naming_the_option_to_change(tmp_path, option):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        ports = {"--port": "0", "--management-port": "0", "--emulator-port": "0"}
+        ports = {"--port": "0", "--tls-port": "0", "--emulator-port": "0"}
         ports[option] = str(taken.getsockname()[1])
         result = subprocess.run(
             [sys.executable, "-m", "wsstack.cli", "up", "--state-file", str(tmp_path / "stack.json"),

@@ -1,23 +1,28 @@
-"""The ``@connections`` management API, served with aiohttp.
+"""The ``@connections`` management API, served on the gateway's own port.
 
-Lambdas reach it through boto3's ``apigatewaymanagementapi`` client with
-``endpoint_url=<management url>``, exactly as they reach
-``https://<api>.execute-api.<region>.amazonaws.com/<stage>`` on AWS. Responses carry what
-botocore's rest-json parser reads: the status code, the ``x-amzn-ErrorType`` header naming
-the error, and a JSON body. SigV4 signatures are accepted without being checked.
+Lambdas reach it through boto3's ``apigatewaymanagementapi`` client, either with
+``endpoint_url=https://{domainName}/{stage}`` built from the event, exactly as on AWS, or
+with an explicit local URL. Responses carry what botocore's rest-json parser reads: the
+status code, the ``x-amzn-ErrorType`` header naming the error, and a JSON body. SigV4
+signatures are accepted without being checked.
+
+Requests arrive through :mod:`wsstack.http11` (see :mod:`wsstack.gateway.listener`): this
+module only maps a parsed request to the gateway's operations and back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import uuid
 from typing import Any, Protocol
-
-from aiohttp import web
+from urllib.parse import unquote
 
 from wsstack.gateway.core import Connection
+from wsstack.http11 import Request, Response
 
-__all__ = ["ConnectionManager", "create_management_app"]
+__all__ = ["ConnectionManager", "ManagementApi"]
 
 logger = logging.getLogger("wsstack.gateway")
 
@@ -35,29 +40,30 @@ class ConnectionManager(Protocol):
         """Start closing the connection; False when it is gone."""
 
 
-def _error(status: int, error_type: str, message: str | None) -> web.Response:
-    # botocore takes the error code from x-amzn-ErrorType and the message from the body.
-    return web.json_response(
-        {"message": message},
-        status=status,
-        headers={"x-amzn-ErrorType": error_type, "x-amzn-RequestId": str(uuid.uuid4())},
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status,
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})},
     )
 
 
-def _gone() -> web.Response:
+def _error(status: int, error_type: str, message: str | None) -> Response:
+    # botocore takes the error code from x-amzn-ErrorType and the message from the body.
+    return _json(status, {"message": message}, {"x-amzn-ErrorType": error_type})
+
+
+def _gone() -> Response:
     # AWS answers an unknown or closed connection id with 410 and a null message.
     return _error(410, "GoneException", None)
 
 
-def _ok(status: int, body: Any = None) -> web.Response:
-    headers = {"x-amzn-RequestId": str(uuid.uuid4())}
-    if body is None:
-        return web.Response(status=status, headers=headers)
-    return web.json_response(body, status=status, headers=headers)
+def _ok(status: int) -> Response:
+    return Response(status, b"", {"x-amzn-RequestId": str(uuid.uuid4())})
 
 
-def create_management_app(manager: ConnectionManager, stage: str, *, max_payload: int) -> web.Application:
-    """Build the aiohttp application serving ``/<stage>/@connections/{connectionId}``.
+class ManagementApi:
+    """Answers ``/<stage>/@connections/{connectionId}`` requests (an :mod:`wsstack.http11` handler).
 
     Args:
         manager: The gateway's connection operations.
@@ -66,39 +72,42 @@ def create_management_app(manager: ConnectionManager, stage: str, *, max_payload
             (AWS: 128 KB).
     """
 
-    async def post(request: web.Request) -> web.Response:
-        connection_id = request.match_info["connection_id"]
-        data = await request.read()
-        if len(data) > max_payload:
-            return _error(413, "PayloadTooLargeException", "Message too long")
-        if not await manager.post(connection_id, data):
+    def __init__(self, manager: ConnectionManager, stage: str, *, max_payload: int) -> None:
+        self._manager = manager
+        self._prefix = f"/{stage}/@connections/"
+        self.max_payload = max_payload
+
+    def __call__(self, request: Request) -> Response | asyncio.Future[Response]:
+        connection_id = self._connection_id(request.path)
+        if connection_id is None:
+            return _error(403, "ForbiddenException", "Forbidden")
+        if request.method == "POST":
+            if len(request.body) > self.max_payload:
+                return _error(413, "PayloadTooLargeException", "Message too long")
+            return asyncio.ensure_future(self._post(connection_id, request.body))
+        if request.method == "GET":
+            connection = self._manager.describe(connection_id)
+            return _gone() if connection is None else _json(200, connection.describe())
+        if request.method == "DELETE":
+            return asyncio.ensure_future(self._delete(connection_id))
+        return _error(403, "ForbiddenException", "Forbidden")
+
+    def _connection_id(self, path: str) -> str | None:
+        if not path.startswith(self._prefix):
+            return None
+        # boto3 percent-encodes the id ('=' becomes %3D).
+        connection_id = unquote(path[len(self._prefix):])
+        return connection_id if connection_id and "/" not in connection_id else None
+
+    async def _post(self, connection_id: str, data: bytes) -> Response:
+        if not await self._manager.post(connection_id, data):
             logger.debug("@connections POST connectionId=%s status=410", connection_id)
             return _gone()
         logger.debug("@connections POST connectionId=%s status=200 bytes=%d", connection_id, len(data))
         return _ok(200)
 
-    async def get(request: web.Request) -> web.Response:
-        connection = manager.describe(request.match_info["connection_id"])
-        if connection is None:
-            return _gone()
-        return _ok(200, connection.describe())
-
-    async def delete(request: web.Request) -> web.Response:
-        connection_id = request.match_info["connection_id"]
-        if not await manager.delete(connection_id):
+    async def _delete(self, connection_id: str) -> Response:
+        if not await self._manager.delete(connection_id):
             return _gone()
         logger.debug("@connections DELETE connectionId=%s status=204", connection_id)
         return _ok(204)
-
-    async def forbidden(request: web.Request) -> web.Response:
-        return _error(403, "ForbiddenException", "Forbidden")
-
-    # The body limit is raised above max_payload so oversize posts reach our own 413
-    # (with AWS's error shape) instead of aiohttp's.
-    app = web.Application(client_max_size=max(max_payload * 4, 1024 * 1024))
-    path = f"/{stage}/@connections/{{connection_id}}"
-    app.router.add_post(path, post)
-    app.router.add_get(path, get, allow_head=False)
-    app.router.add_delete(path, delete)
-    app.router.add_route("*", "/{tail:.*}", forbidden)
-    return app

@@ -1,7 +1,9 @@
 """The asyncio layer of the local gateway: sockets in, :mod:`wsstack.gateway.core` decisions out.
 
-WebSocket connections are served by ``websockets``; the ``@connections`` API, which needs
-POST and DELETE, by aiohttp on a second port (see :mod:`wsstack.gateway.management`).
+WebSocket connections are served by ``websockets`` and the ``@connections`` API by
+:mod:`wsstack.http11`, both on the stage's port as on AWS (see
+:mod:`wsstack.gateway.listener`); with a TLS context, a second port serves both over TLS and
+is the ``domainName`` events carry, so ``https://{domainName}/{stage}`` routes back here.
 Lambdas are reached through an injected ``invoke`` coroutine, so the gateway neither knows
 nor cares how functions run.
 """
@@ -13,17 +15,19 @@ import contextlib
 import http
 import json
 import logging
+import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol as WebSocketProtocol
 
 from wsstack.gateway.core import (
     CONNECT_ROUTE,
@@ -51,7 +55,9 @@ from wsstack.gateway.core import (
     select_route,
     server_close_details,
 )
-from wsstack.gateway.management import create_management_app
+from wsstack.gateway.listener import PortSharer
+from wsstack.gateway.management import ManagementApi
+from wsstack.http11 import ServerProtocol as HttpProtocol
 from wsstack.model import InvocationResult, Route, WebSocketApi
 
 __all__ = ["Gateway", "Invoke"]
@@ -100,18 +106,20 @@ class Gateway:
         api: The WebSocket API (routes, authorizer, route selection expression).
         stage: The stage served; clients connect to ``ws://host:port/<stage>``.
         invoke: Runs a Lambda: ``await invoke(function_logical_id, event)``.
-        host: Interface for both servers.
-        port: WebSocket port, 0 for any free port.
-        management_port: ``@connections`` port, 0 for any free port.
+        host: Interface to listen on.
+        port: Port for WebSocket clients and ``@connections``, 0 for any free port.
+        tls: When given, a second port serves the same over TLS with this context, and
+            events name it as ``domainName``.
+        tls_port: That TLS port, 0 for any free port.
         limits: Service limits, AWS defaults when None.
         api_id: ``requestContext.apiId``; by default derived from the API's logical id.
         region: Region used in the authorizer's methodArn.
 
     Attributes:
         url: ``ws://host:port/<stage>``, set by :meth:`start`.
-        management_url: ``http://host:mport/<stage>``, set by :meth:`start`: the
-            ``endpoint_url`` for boto3's ``apigatewaymanagementapi`` client and what
-            Lambdas get as their connections endpoint.
+        management_url: ``http://host:port/<stage>``, set by :meth:`start`: an
+            ``endpoint_url`` for boto3's ``apigatewaymanagementapi`` client.
+        secure_url: ``wss://host:tls_port/<stage>`` when serving TLS, else empty.
     """
 
     def __init__(
@@ -122,7 +130,8 @@ class Gateway:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        management_port: int = 0,
+        tls: ssl.SSLContext | None = None,
+        tls_port: int = 0,
         limits: Limits | None = None,
         api_id: str | None = None,
         region: str = "us-east-1",
@@ -133,15 +142,17 @@ class Gateway:
         self.registry = ConnectionRegistry()
         self.url = ""
         self.management_url = ""
+        self.secure_url = ""
         self._invoke = invoke
         self._host = host
         self._port = port
-        self._management_port = management_port
+        self._tls = tls
+        self._tls_port = tls_port
         self._api_id = api_id or default_api_id(api.logical_id)
         self._region = region
         self._context: StageContext | None = None
-        self._server: Server | None = None
-        self._runner: web.AppRunner | None = None
+        self._servers: list[Server] = []
+        self._management = ManagementApi(self, stage, max_payload=self.limits.max_message_bytes)
         self._live: dict[str, _Live] = {}
         # Connections whose $connect succeeded but whose handler has not started yet.
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, Connection] = weakref.WeakKeyDictionary()
@@ -163,59 +174,99 @@ class Gateway:
 
     async def start(self) -> None:
         """Listen for WebSocket clients and ``@connections`` calls."""
-        if self._server is not None:
+        if self._servers:
             raise RuntimeError("the gateway is already started")
-        limits = self.limits
-        self._server = await serve(
-            self._handle,
-            self._host,
-            self._port,
-            process_response=self._process_response,
-            # AWS enforces both a message and a frame size; websockets closes with 1009
-            # when either is exceeded.
-            max_size=(limits.max_message_bytes, limits.max_frame_bytes),
-            # API Gateway does not send pings; idle connections are closed by the
-            # idle timeout instead.
-            ping_interval=None,
-            compression=None,
-            # The handshake waits for the authorizer and the $connect integration.
-            open_timeout=2 * limits.integration_timeout + 10,
-            server_header=None,
-        )
-        port = self._server.sockets[0].getsockname()[1]
+        plain = await self._listen(self._port, None)
+        port = plain.sockets[0].getsockname()[1]
+        self.url = f"ws://{self._host}:{port}/{self.stage}"
+        self.management_url = f"http://{self._host}:{port}/{self.stage}"
+        domain_name = f"{self._host}:{port}"
+        if self._tls is not None:
+            secure = await self._listen(self._tls_port, self._tls)
+            domain_name = f"{self._host}:{secure.sockets[0].getsockname()[1]}"
+            self.secure_url = f"wss://{domain_name}/{self.stage}"
         self._context = StageContext(
             api_id=self._api_id,
             stage=self.stage,
-            domain_name=f"{self._host}:{port}",
+            domain_name=domain_name,
             region=self._region,
         )
-        self.url = f"ws://{self._host}:{port}/{self.stage}"
+        logger.info(
+            "gateway serving %s (@connections at %s)%s", self.url, self.management_url,
+            f", and over TLS at {self.secure_url}" if self.secure_url else "",
+        )
 
-        app = create_management_app(self, self.stage, max_payload=limits.max_message_bytes)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._management_port)
-        await site.start()
-        management_port = self._runner.addresses[0][1]
-        self.management_url = f"http://{self._host}:{management_port}/{self.stage}"
-        logger.info("gateway serving %s (@connections at %s)", self.url, self.management_url)
+    async def _listen(self, port: int, tls: ssl.SSLContext | None) -> Server:
+        # websockets' Server keeps the bookkeeping serve() would (open connections, handler
+        # tasks, closing with 1001); the listening socket is ours, so that each connection
+        # can go to the WebSocket server or to the @connections API by its request line.
+        loop = asyncio.get_running_loop()
+        # Oversize posts must reach the API's own 413 (with AWS's error shape), so the HTTP
+        # layer reads well beyond the limit before refusing on its own.
+        max_body = max(4 * self.limits.max_message_bytes, 1024 * 1024)
+
+        def accept() -> PortSharer:
+            return PortSharer(
+                websocket=lambda: self._new_websocket(server),
+                http=lambda: HttpProtocol(self._management, max_body=max_body),
+            )
+
+        async def create_server() -> asyncio.Server:
+            return await loop.create_server(accept, self._host, port, ssl=tls)
+
+        server = Server(create_server, self._serve_websocket)
+        await server
+        self._servers.append(server)
+        return server
+
+    def _new_websocket(self, server: Server) -> ServerConnection:
+        limits = self.limits
+        # AWS enforces both a message and a frame size; websockets closes with 1009 when
+        # either is exceeded. No compression: API Gateway does not negotiate it.
+        protocol = WebSocketProtocol(max_size=(limits.max_message_bytes, limits.max_frame_bytes))
+        # API Gateway does not send pings; idle connections are closed by the idle timeout.
+        return ServerConnection(protocol, server, ping_interval=None, ping_timeout=None)
+
+    async def _serve_websocket(self, socket: ServerConnection) -> None:
+        # What websockets' serve() does for each connection: the opening handshake (which
+        # waits for the authorizer and the $connect integration), then the handler.
+        server = socket.server
+        try:
+            try:
+                async with asyncio.timeout(2 * self.limits.integration_timeout + 10):
+                    await socket.handshake(None, self._process_response, None)
+            except Exception:
+                socket.transport.abort()
+                return
+            if socket.protocol.state is not State.OPEN:
+                socket.transport.abort()
+                return
+            server.all_connections.add(socket)
+            try:
+                async with socket:
+                    await self._handle(socket)
+            except Exception:
+                logger.exception("connection handler failed")
+            finally:
+                server.all_connections.discard(socket)
+        finally:
+            server.handler_tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def stop(self) -> None:
         """Close every connection with 1001, run their ``$disconnect``, stop listening.
 
         Idempotent.
         """
-        if self._stopped or self._server is None:
+        if self._stopped or not self._servers:
             return
         self._stopped = True
         for live in self._live.values():
             live.server_close = live.server_close or GOING_AWAY
         # Closes open sockets with 1001 and waits for every handler, hence every
         # $disconnect invocation, to finish.
-        self._server.close(code=GOING_AWAY[0], reason=GOING_AWAY[1])
-        await self._server.wait_closed()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for server in self._servers:
+            server.close(code=GOING_AWAY[0], reason=GOING_AWAY[1])
+        await asyncio.gather(*(server.wait_closed() for server in self._servers))
         for task in [*self._tasks, *self._orphans]:
             task.cancel()
         logger.info("gateway stopped %s", self.url)

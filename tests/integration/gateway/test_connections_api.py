@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import urllib.error
+import urllib.request
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -184,16 +185,42 @@ def test_post_over_128_kb_is_payload_too_large(lambdas, running) -> None:
     run(scenario())
 
 
-def test_gone_response_has_the_aws_shape(lambdas, running) -> None:
-    async def scenario() -> None:
-        async with running(lambdas) as gateway, aiohttp.ClientSession() as session:
-            url = f"{gateway.management_url}/@connections/{UNKNOWN_ID}"
-            async with session.post(url, data=b"x") as response:
-                assert response.status == 410
-                assert response.headers["x-amzn-ErrorType"] == "GoneException"
-                assert await response.json() == {"message": None}
+def raw_post(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=data, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=WAIT) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
 
-    run(scenario())
+
+def test_gone_response_has_the_aws_shape(lambdas, running) -> None:
+    async def scenario() -> tuple[int, dict[str, str], bytes]:
+        async with running(lambdas) as gateway:
+            url = f"{gateway.management_url}/@connections/{UNKNOWN_ID}"
+            return await asyncio.to_thread(raw_post, url, b"x")
+
+    status, headers, body = run(scenario())
+
+    assert status == 410
+    assert headers["x-amzn-ErrorType"] == "GoneException"
+    assert json.loads(body) == {"message": None}
+
+
+def test_websocket_clients_and_connections_calls_share_the_stage_port(lambdas, running) -> None:
+    # As on AWS, where wss://{domainName}/{stage} and https://{domainName}/{stage}/@connections
+    # are one host: the WebSocket URL and the management URL differ only in scheme.
+    async def scenario() -> tuple[str, str, str]:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            connection_id = await connection_id_of(lambdas)
+            client = management_client(gateway.management_url)
+            await call(client, "post_to_connection", ConnectionId=connection_id, Data=b"same port")
+            return gateway.url, gateway.management_url, await asyncio.wait_for(ws.recv(), WAIT)
+
+    ws_url, management_url, received = run(scenario())
+
+    assert ws_url.removeprefix("ws://") == management_url.removeprefix("http://")
+    assert received == "same port"
 
 
 def test_other_stage_path_is_forbidden(lambdas, running) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 from typing import Any
 
 import pytest
@@ -138,6 +139,30 @@ def test_a_lambda_pushes_through_connections_with_an_unchanged_boto3_client(sam_
 
     assert pushed == {"pushed": True, "sourceIp": "127.0.0.1"}
     assert next_frame["body"] == {"action": "echo", "marker": 1}  # no reply from the one-way push
+
+
+def test_an_endpoint_built_from_the_events_domain_name_reaches_the_gateway_over_tls(sam_app):
+    # ReplyFunction builds https://{domainName}/{stage} from the event, as AWS's guides do,
+    # with no endpoint in its environment: the stage's TLS port answers it, and the worker
+    # trusts the stack's certificate through AWS_CA_BUNDLE.
+    served = sam_app.info.apis[0]
+    tls = ssl.create_default_context(cafile=sam_app.info.ca_bundle)
+
+    async def scenario() -> tuple[Any, Any]:
+        async with connect(served.websocket_url + "?token=user-ed", open_timeout=WAIT) as ws:
+            await send(ws, "reply")
+            replied = await recv_json(ws)
+        # The same stage over TLS, as a client trusting the certificate sees it.
+        async with connect(served.secure_websocket_url + "?token=user-ed", ssl=tls, open_timeout=WAIT) as wss:
+            await send(wss, "echo", over="tls")
+            return replied, await recv_json(wss)
+
+    replied, echoed = run(scenario())
+
+    domain_name = served.secure_websocket_url.removeprefix("wss://").split("/", 1)[0]
+    assert replied == {"replied": True, "endpoint": f"https://{domain_name}/{served.stage}"}
+    assert echoed["body"] == {"action": "echo", "over": "tls"}
+    assert echoed["authorizer"]["principalId"] == "user-ed"
 
 
 def test_template_timeout_kills_the_invocation_and_reserved_concurrency_bounds_the_pool(sam_app):

@@ -148,7 +148,7 @@ def test_serverless_websocket_api_becomes_routes_authorizer_and_stage():
 
     (api,) = app.apis.values()
     assert (api.logical_id, api.name, api.stages) == ("NotesApi", "fixture-notes", ("test",))
-    assert set(api.routes) == {"$connect", "echo", "env", "boom", "slow", "push"}
+    assert set(api.routes) == {"$connect", "echo", "env", "boom", "slow", "push", "reply"}
     connect = api.routes["$connect"]
     assert (connect.function, connect.authorization_type) == ("ConnectFunction", "CUSTOM")
     assert connect.authorizer is not None
