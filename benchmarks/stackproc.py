@@ -191,6 +191,7 @@ class StackProcess:
     #: The "Ready in N ms" figure the stack prints: its own start, without interpreter and imports.
     reported_ready_ms: float | None = None
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    _started: float = 0.0
     _descendants: set[int] = field(default_factory=set)
 
     @property
@@ -215,7 +216,7 @@ class StackProcess:
         if self.env_vars is not None:
             args += ["--env-vars", str(self.env_vars)]
         args += self.extra
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         with open(self.log_file, "a", encoding="utf-8") as log:
             # The log goes to a file: one line per message would fill a pipe nobody reads,
             # and a file costs the stack about what a terminal does.
@@ -240,6 +241,21 @@ class StackProcess:
                 break
         self.state = json.loads(self.state_file.read_text(encoding="utf-8"))
         return self
+
+    def wait_for_line(self, text: str, timeout: float = 60.0) -> float | None:
+        """Seconds from launch until a stdout line containing ``text``; None if none came."""
+        deadline = time.monotonic() + timeout
+        if any(text in line for line in self.output):
+            return None  # already gone past: its time was not taken
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            if text in line:
+                return time.perf_counter() - self._started
 
     def _drain(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None

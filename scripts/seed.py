@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Create the demo users (alice, bob) and a demo conversation, or remove them with --remove.
 
-Local stack by default (reads the state file ``wsstack up`` writes); a deployed stack with
-``--stack-name``. Messages go through the real WebSocket API, so what they leave behind is
-exactly what the app would: one exchange delivered live, one message waiting for bob.
+Local stack by default (reads the state file ``wsstack up`` writes; the stack has created
+the users from users.local.json before it is ready); a deployed stack with ``--stack-name``.
+The users are those of users.local.json either way. Messages go through the real WebSocket
+API, so what they leave behind is exactly what the app would: one exchange delivered live,
+one message waiting for bob.
 ``--remove`` deletes the demo users and everything stored about them (their conversations
 whole, messages, connections), found by key and index, never by scanning a table.
 """
@@ -11,17 +13,18 @@ whole, messages, connections), found by key and index, never by scanning a table
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from chatclient import ChatSession, Target, conversation_id, ensure_user, remove_user_data, sign_in
 
+#: The demo users, as ``wsstack up`` creates them: username -> (password, attributes).
 DEMO_USERS = {
-    "alice": {"name": "Alice Demo", "email": "alice@example.com"},
-    "bob": {"name": "Bob Demo", "email": "bob@example.com"},
+    user["username"]: (user["password"], user["attributes"])
+    for user in json.loads((Path(__file__).resolve().parent.parent / "users.local.json").read_text())["UserPool"]
 }
-DEMO_PASSWORD = "Passw0rd-demo"
 
 
 def main() -> int:
@@ -30,7 +33,7 @@ def main() -> int:
                         help="local stack state file (default: %(default)s)")
     parser.add_argument("--stack-name", help="seed a deployed CloudFormation stack instead")
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
-    parser.add_argument("--password", default=DEMO_PASSWORD, help="password for the demo users")
+    parser.add_argument("--password", help="password for the demo users (default: users.local.json's)")
     parser.add_argument("--remove", action="store_true",
                         help="remove the demo users and their data instead of creating them")
     args = parser.parse_args()
@@ -41,9 +44,10 @@ def main() -> int:
         tables = (Target.tables_from_cloudformation(args.stack_name, args.region) if args.stack_name
                   else Target.tables_from_state_file(Path(args.state_file)))
         return remove(target, tables)
-    for username, attrs in DEMO_USERS.items():
-        ensure_user(target, username, args.password, **attrs)
-    alice, bob = (sign_in(target, u, args.password) for u in DEMO_USERS)
+    passwords = {username: args.password or password for username, (password, _) in DEMO_USERS.items()}
+    for username, (_, attrs) in DEMO_USERS.items():
+        ensure_user(target, username, passwords[username], name=attrs["name"], email=attrs["email"])
+    alice, bob = (sign_in(target, u, passwords[u]) for u in ("alice", "bob"))
     conversation = conversation_id(alice.sub, bob.sub)
 
     with ChatSession(target, alice.id_token) as a:
@@ -60,9 +64,7 @@ def main() -> int:
         a.send_message(conversation, bob.sub, "Sent while you were away: sync to see me.")
         a.receive_until("ack")
 
-    print(f"  Demo users (password for both: {args.password})")
-    for username, token in (("alice", alice), ("bob", bob)):
-        print(f"    {username:<6} sub {token.sub}")
+    print(f"  Demo users alice and bob (password {passwords['alice']}): sub {alice.sub} and {bob.sub}")
     print(f"  Demo conversation {conversation} (one message waits for bob's syncMessages)\n")
     return 0
 

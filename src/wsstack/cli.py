@@ -39,6 +39,12 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
     return values
 
 
+#: Tasks kept alive until they finish (the event loop holds only weak references).
+_background: set[asyncio.Task[None]] = set()
+#: The users file ``up`` reads when none is named.
+USERS_FILE = "users.local.json"
+
+
 def _existing(path: str | None) -> Path | None:
     return Path(path) if path and Path(path).exists() else None
 
@@ -129,8 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="AWS emulator (moto) port (default: %(default)s)")
     up.add_argument("--state-file", default=".local/stack.json", metavar="FILE",
                     help="where to write the stack's URLs and ids as JSON (default: %(default)s)")
+    up.add_argument("--users", metavar="FILE",
+                    help="users to create in the template's user pools before ready: "
+                    '{"<PoolLogicalId>": [{"username": ..., "password": ..., "attributes": {...}}]} '
+                    f"(default: {USERS_FILE}, if present, for the pools the template has)")
     up.add_argument("--seed", metavar="COMMAND",
-                    help="command to run once the stack is ready (it gets WSSTACK_STATE_FILE)")
+                    help="command to run once the stack is ready, e.g. to send demo data through it "
+                    "(it gets WSSTACK_STATE_FILE); the stack keeps serving whatever it exits with")
     limits = up.add_argument_group("gateway limits (AWS defaults; lower them to see the behaviour in tests)")
     for flag, _field, kind, text in _LIMIT_FLAGS:
         limits.add_argument(flag, type=_positive(kind), metavar="SECONDS" if kind is float else "BYTES", help=text)
@@ -200,6 +211,8 @@ def _banner(info: Any, app: Any, state: Path, ready_ms: float) -> str:
         lines.append(f"  {'User pool':<18}{info.user_pool_id}")
     if info.user_pool_client_id:
         lines.append(f"  {'App client':<18}{info.user_pool_client_id}")
+    for index, (username, sub) in enumerate(info.users.items()):
+        lines.append(f"  {'' if index else 'Users':<18}{username:<8} sub {sub}")
     lines.append(f"  {'State file':<18}{state}")
     lines.append(f"  {'Ready in':<18}{ready_ms:.0f} ms")
     return "\n" + "\n".join(lines) + "\n"
@@ -220,8 +233,8 @@ async def _up(args: argparse.Namespace) -> int:
     stack = LocalStack(
         Path(args.template), parameters=_parameters(args.parameter), port=args.port,
         tls_port=args.tls_port, emulator_port=args.emulator_port,
-        env_vars=_existing(args.env_vars), limits=_limits(args),
-        function_concurrency=args.function_concurrency,
+        env_vars=_existing(args.env_vars), users=Path(args.users) if args.users else _existing(USERS_FILE),
+        users_strict=bool(args.users), limits=_limits(args), function_concurrency=args.function_concurrency,
         code_check_interval=CODE_CHECK_INTERVAL if args.hot_reload else None,
     )
     stop = asyncio.Event()
@@ -235,11 +248,15 @@ async def _up(args: argparse.Namespace) -> int:
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_text(info.to_json() + "\n", encoding="utf-8")
         print(_banner(info, stack.app, state, (time.perf_counter() - started) * 1000), flush=True)
-        if args.seed:
-            await _run_seed(args.seed, state)
+        # Ready means serving, with tables and users in place; the seed command then uses the
+        # stack as any client would, while it serves.
         print(f"{READY_LINE} (Ctrl-C to stop)", flush=True)
+        seed = await _start_seed(args.seed, state) if args.seed else None
         await stop.wait()
         log.info("stopping")
+        if seed is not None and seed.returncode is None:
+            seed.terminate()
+            await seed.wait()
     finally:
         await stack.stop()
         with contextlib.suppress(FileNotFoundError):
@@ -247,12 +264,22 @@ async def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_seed(command: str, state: Path) -> None:
+async def _start_seed(command: str, state: Path) -> asyncio.subprocess.Process | None:
     env = {**os.environ, "WSSTACK_STATE_FILE": str(state)}
-    proc = await asyncio.create_subprocess_exec(*shlex.split(command), env=env)
-    code = await proc.wait()
-    if code != 0:
-        log.warning("seed command exited with status %s; the stack keeps running", code)
+    try:
+        proc = await asyncio.create_subprocess_exec(*shlex.split(command), env=env)
+    except OSError as exc:
+        log.warning("seed command %r could not start: %s; the stack keeps running", command, exc)
+        return None
+
+    async def report() -> None:
+        code = await proc.wait()
+        if code > 0:
+            log.warning("seed command exited with status %s; the stack keeps running", code)
+
+    _background.add(task := asyncio.get_running_loop().create_task(report()))
+    task.add_done_callback(_background.discard)
+    return proc
 
 
 async def _invoke(args: argparse.Namespace) -> int:

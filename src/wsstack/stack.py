@@ -20,13 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, create_resources
+from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, aws_client, create_resources
 from wsstack.gateway.core import Limits
 from wsstack.gateway.server import Gateway
 from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
 from wsstack.template import DEFAULT_REGION, TemplateError, load_app, resolve
 from wsstack.tls import LocalCertificate
+from wsstack.users import create_users, load_users
 
 __all__ = ["ApiInfo", "LocalStack", "StackInfo", "function_environment", "load_env_vars", "local_endpoints"]
 
@@ -68,6 +69,8 @@ class StackInfo:
     resources: dict[str, str] = field(default_factory=dict)
     #: Every served stage of every WebSocket API, the first one first.
     apis: list[ApiInfo] = field(default_factory=list)
+    #: Users created from the users file: username -> ``sub``.
+    users: dict[str, str] = field(default_factory=dict)
     #: The certificate of the gateways' TLS ports, to trust when calling them over TLS
     #: (Lambdas get it as ``AWS_CA_BUNDLE``).
     ca_bundle: str = ""
@@ -204,6 +207,9 @@ class LocalStack:
         tls_port: the same over TLS, the first stage's ``domainName`` (0 = free port).
         emulator_port: moto's port (0 = free port).
         env_vars: an overrides file in ``sam local``'s ``--env-vars`` format.
+        users: a users file (see :mod:`wsstack.users`): users created in the template's
+            pools before :meth:`start` returns.
+        users_strict: refuse users of pools the template lacks (off for a default file).
         limits: gateway limits (AWS defaults when None).
         region: the region everything runs in.
         function_concurrency: most workers per function without ``ReservedConcurrentExecutions``;
@@ -225,6 +231,8 @@ class LocalStack:
         tls_port: int = 0,
         emulator_port: int = 0,
         env_vars: Path | None = None,
+        users: Path | None = None,
+        users_strict: bool = True,
         limits: Limits | None = None,
         region: str = DEFAULT_REGION,
         function_concurrency: int | None = None,
@@ -236,6 +244,8 @@ class LocalStack:
         self.region = region
         self._ports = (port, tls_port)
         self._env_vars = env_vars
+        self._users = users
+        self._users_strict = users_strict
         self._limits = limits
         self._require_api = require_api
         self.emulator = Emulator(port=emulator_port)
@@ -270,6 +280,8 @@ class LocalStack:
                 )
             _warn_unenforced(app)
             overrides = load_env_vars(self._env_vars)
+            pools = [r.logical_id for r in app.of_type("AWS::Cognito::UserPool")]
+            seed_users = load_users(self._users, pools, strict=self._users_strict)
         except BaseException:
             # Let the emulator finish starting so that stop() finds its process and ends it.
             with contextlib.suppress(Exception):
@@ -280,6 +292,11 @@ class LocalStack:
         refs = await loop.run_in_executor(
             None, lambda: create_resources(app, endpoint_url=endpoint, region=self.region)
         )
+        users = {}
+        if seed_users:
+            users = await loop.run_in_executor(None, lambda: create_users(
+                aws_client("cognito-idp", endpoint, self.region), seed_users, {pool: refs[pool] for pool in pools}
+            ))
         apis: list[ApiInfo] = []
         local: dict[str, str] = {"Local::AwsEndpoint": endpoint}
         certificate = self._certificate() if app.apis else None
@@ -320,7 +337,6 @@ class LocalStack:
                 env.setdefault("AWS_CA_BUNDLE", str(certificate.cert_path))
             self.runtime.add_function(fn, env)
         await self.runtime.start()
-        pools = [r.logical_id for r in app.of_type("AWS::Cognito::UserPool")]
         clients = [r.logical_id for r in app.of_type("AWS::Cognito::UserPoolClient")]
         self.info = StackInfo(
             websocket_url=apis[0].websocket_url if apis else "",
@@ -331,6 +347,7 @@ class LocalStack:
             user_pool_client_id=refs[clients[0]] if clients else None,
             resources={k: v for k, v in refs.items() if k in app.resources},
             apis=apis,
+            users=users,
             ca_bundle=str(certificate.cert_path) if certificate else "",
         )
         return self.info

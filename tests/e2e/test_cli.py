@@ -22,6 +22,8 @@ def test_up_writes_its_state_and_ctrl_c_stops_everything(tmp_path):
     assert state["websocket_url"].startswith("ws://127.0.0.1:")
     assert state["user_pool_id"] and state["user_pool_client_id"]
     assert set(state["resources"]) >= {"ConnectionsTable", "MessagesTable", "UserPool"}
+    # users.local.json's users exist before ready, so clients can sign in at once.
+    assert list(state["users"]) == ["alice", "bob"]
 
     assert proc.stop() == 0
     assert not state_file.exists()
@@ -35,6 +37,20 @@ def test_a_missing_template_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert "nope.yaml" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_users_file_naming_an_unknown_pool_is_a_one_line_error(tmp_path):
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"Pool": [{"username": "a", "password": "Passw0rd-x"}]}))
+    result = subprocess.run(
+        [sys.executable, "-m", "wsstack.cli", "up", "--users", str(users), "--port", "0", "--tls-port", "0",
+         "--emulator-port", "0", "--state-file", str(tmp_path / "state.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"wsstack: users file {users} names 'Pool', which is not a user pool of the template (pools: UserPool)."
+    )
 
 
 def test_invoke_runs_one_function_on_a_sample_event_without_docker():

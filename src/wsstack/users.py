@@ -1,0 +1,109 @@
+"""Users created in the emulator's user pools before the stack says it is ready.
+
+A local stack is only useful once someone can sign in. The users file names them per pool,
+by the pool's logical id in the template::
+
+    {"UserPool": [{"username": "alice", "password": "...", "attributes": {"email": "..."}}]}
+
+Each is created confirmed, with a permanent password and no invitation, as an administrator
+would with ``AdminCreateUser`` and ``AdminSetUserPassword``; a user that already exists keeps
+its attributes and gets the password again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wsstack.template import TemplateError
+
+__all__ = ["SeedUser", "create_users", "load_users"]
+
+
+@dataclass(frozen=True)
+class SeedUser:
+    """One user to create: in which pool (logical id), with what password and attributes."""
+
+    pool: str
+    username: str
+    password: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def load_users(path: Path | None, pools: Collection[str], *, strict: bool = True) -> list[SeedUser]:
+    """Read and check a users file against the logical ids of the template's user pools.
+
+    With ``strict`` off (a default file, not one the user named), users of pools the template
+    does not have are left out rather than refused: one project file serves any template.
+
+    Raises:
+        TemplateError: one sentence naming the file and what to change.
+    """
+    if path is None:
+        return []
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TemplateError(f"users file {path} does not exist.") from None
+    except ValueError as exc:
+        raise TemplateError(f"users file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise TemplateError(f"users file {path} must map user pool logical ids to lists of users.")
+    users = []
+    for pool, entries in data.items():
+        if pool not in pools and not strict:
+            continue
+        if pool not in pools:
+            known = ", ".join(sorted(pools)) or "none"
+            raise TemplateError(
+                f"users file {path} names {pool!r}, which is not a user pool of the template (pools: {known})."
+            )
+        if not isinstance(entries, list):
+            raise TemplateError(f"users file {path}: {pool} must be a list of users.")
+        users.extend(_user(path, pool, entry) for entry in entries)
+    return users
+
+
+def _user(path: Path, pool: str, entry: Any) -> SeedUser:
+    if not isinstance(entry, dict) or not isinstance(entry.get("username"), str) or not isinstance(
+        entry.get("password"), str
+    ):
+        raise TemplateError(f"users file {path}: each user of {pool} needs a string username and password.")
+    attributes = entry.get("attributes", {})
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise TemplateError(f"users file {path}: attributes of {entry['username']} must map names to strings.")
+    return SeedUser(pool, entry["username"], entry["password"], attributes)
+
+
+def create_users(client: Any, users: list[SeedUser], pools: Mapping[str, str]) -> dict[str, str]:
+    """Create (or reset the password of) each user; return each username's ``sub``.
+
+    ``pools`` maps the pools' logical ids to their ids in the emulator.
+
+    Raises:
+        TemplateError: a user the pool refuses (a password its policy rejects, say), named.
+    """
+    subs: dict[str, str] = {}
+    for user in users:
+        pool_id = pools[user.pool]
+        try:
+            try:
+                created = client.admin_create_user(
+                    UserPoolId=pool_id,
+                    Username=user.username,
+                    MessageAction="SUPPRESS",
+                    UserAttributes=[{"Name": name, "Value": value} for name, value in user.attributes.items()],
+                )
+                attributes = created["User"]["Attributes"]
+            except client.exceptions.UsernameExistsException:
+                attributes = client.admin_get_user(UserPoolId=pool_id, Username=user.username)["UserAttributes"]
+            client.admin_set_user_password(
+                UserPoolId=pool_id, Username=user.username, Password=user.password, Permanent=True
+            )
+        except client.exceptions.ClientError as exc:
+            raise TemplateError(f"user {user.username} of {user.pool} could not be created: {exc}") from None
+        subs[user.username] = next((a["Value"] for a in attributes if a["Name"] == "sub"), "")
+    return subs

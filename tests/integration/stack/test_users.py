@@ -1,0 +1,89 @@
+"""Users from the users file are created in the template's pool and can sign in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from wsstack.emulator import create_resources
+from wsstack.template import TemplateError, load_app
+from wsstack.users import create_users, load_users
+
+ROOT = Path(__file__).resolve().parents[3]
+USERS = ROOT / "users.local.json"
+
+
+@pytest.fixture
+def pool(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    app = load_app(ROOT / "template.yaml", {})
+    with mock_aws():
+        refs = create_resources(app)
+        yield boto3.client("cognito-idp", region_name="us-east-1"), refs
+
+
+def test_the_demo_users_are_created_confirmed_and_sign_in_with_their_password(pool):
+    client, refs = pool
+    users = load_users(USERS, ["UserPool"])
+
+    subs = create_users(client, users, {"UserPool": refs["UserPool"]})
+    again = create_users(client, users, {"UserPool": refs["UserPool"]})  # a restart meets them again
+
+    assert list(subs) == ["alice", "bob"] and subs == again and all(subs.values())
+    alice = client.admin_get_user(UserPoolId=refs["UserPool"], Username="alice")
+    assert alice["UserStatus"] == "CONFIRMED"
+    assert {"Name": "email", "Value": "alice@example.com"} in alice["UserAttributes"]
+    tokens = client.initiate_auth(
+        ClientId=refs["UserPoolClient"], AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": users[0].password},
+    )
+    assert tokens["AuthenticationResult"]["IdToken"]
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('["alice"]', "must map user pool logical ids to lists of users"),
+        ('{"OtherPool": []}', "'OtherPool', which is not a user pool of the template (pools: UserPool)"),
+        ('{"UserPool": {"username": "a"}}', "UserPool must be a list of users"),
+        ('{"UserPool": [{"username": "a"}]}', "needs a string username and password"),
+        ('{"UserPool": [{"username": "a", "password": "p", "attributes": {"age": 3}}]}',
+         "attributes of a must map names to strings"),
+    ],
+)
+def test_a_bad_users_file_is_one_sentence_naming_the_file(tmp_path, content, complaint):
+    path = tmp_path / "users.json"
+    path.write_text(content)
+
+    with pytest.raises(TemplateError) as raised:
+        load_users(path, ["UserPool"])
+
+    assert str(raised.value).startswith(f"users file {path}")
+    assert complaint in str(raised.value)
+
+
+def test_a_missing_users_file_is_named(tmp_path):
+    with pytest.raises(TemplateError, match=r"users\.json does not exist"):
+        load_users(tmp_path / "users.json", ["UserPool"])
+
+
+def test_a_password_the_pool_refuses_names_the_user(pool, tmp_path):
+    client, refs = pool
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps({"UserPool": [{"username": "carol", "password": "short"}]}))
+
+    with pytest.raises(TemplateError, match=r"user carol of UserPool could not be created"):
+        create_users(client, load_users(path, ["UserPool"]), {"UserPool": refs["UserPool"]})
+
+
+def test_the_default_file_leaves_out_users_of_pools_another_template_lacks():
+    # users.local.json serves the chat template; a fixture template run from the same folder
+    # has no pool named UserPool, and starts without its users rather than failing.
+    assert load_users(USERS, ["OtherPool"], strict=False) == []
+    assert [u.username for u in load_users(USERS, ["UserPool"], strict=False)] == ["alice", "bob"]
