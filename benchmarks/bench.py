@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 import psutil
 import websockets
+import websockets.sync.client
 from stackproc import ROOT, MemorySnapshot, PeakSampler, StackProcess, cpu_seconds, memory_snapshot
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -365,6 +366,7 @@ def run_rtt(args: argparse.Namespace, report: Report) -> None:
         floor = asyncio.run(_sequential(url, n, args.warmup, size, meter))
     with _stack(args, "rtt", ECHO_TEMPLATE, ECHO_ENV) as stack:
         ours = asyncio.run(_sequential(stack.websocket_url, n, args.warmup, size, lambda: cpu_seconds(stack.pid)))
+        post_wall, post_cpu = _boto3_post_cost(stack, n)
     f50, f99 = _percentile(floor.latencies, 50), _percentile(floor.latencies, 99)
     s50, s99 = _percentile(ours.latencies, 50), _percentile(ours.latencies, 99)
     report.add("rtt", f"floor (bare websockets echo) p50, {n} sequential", _ms(f50))
@@ -378,6 +380,32 @@ def run_rtt(args: argparse.Namespace, report: Report) -> None:
     report.add("rtt", "CPU per round trip, floor", _cpu_text(floor))
     report.add("rtt", "CPU per round trip, stack", _cpu_text(ours))
     report.add("rtt", "first message (cold start of the worker)", _ms(ours.first))
+    report.add("rtt", "the echo's own boto3 post_to_connection alone, p50", _ms(post_wall))
+    report.add("rtt", "  its CPU per call", f"{post_cpu * 1e6:,.0f} us")
+    report.add("rtt", "stack p50 without that call", _ms(s50 - post_wall))
+    report.note("rtt: the echo Lambda posts its reply with boto3, as real code does; that call is timed on "
+                "its own here, from this process against the same stack, so the stack's share can be read off.")
+
+
+def _boto3_post_cost(stack: StackProcess, n: int) -> tuple[float, float]:
+    """Median seconds and mean CPU seconds of one boto3 post_to_connection to a live connection."""
+    import boto3
+
+    client = boto3.client(
+        "apigatewaymanagementapi", endpoint_url=str(stack.state["connections_url"]).removesuffix("/@connections"),
+        region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench",
+    )
+    with websockets.sync.client.connect(stack.websocket_url) as ws:
+        ws.send("whoami")
+        connection_id = ws.recv(timeout=REPLY_TIMEOUT)
+        walls = []
+        for round_ in range(n + 20):
+            started, cpu = time.perf_counter(), time.process_time()
+            client.post_to_connection(ConnectionId=connection_id, Data=b"x")
+            if round_ >= 20:  # the first ones open the connection and warm botocore
+                walls.append((time.perf_counter() - started, time.process_time() - cpu))
+            ws.recv(timeout=REPLY_TIMEOUT)
+    return statistics.median(w for w, _ in walls), statistics.fmean(c for _, c in walls)
 
 
 def run_throughput(args: argparse.Namespace, report: Report) -> None:
