@@ -9,12 +9,8 @@ call. moto's CloudFormation is not used because it silently skips ApiGatewayV2.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import importlib
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -76,7 +72,9 @@ class Emulator:
                 template read meanwhile) calls :meth:`announce` itself once that is settled.
         """
         self._proc = subprocess.Popen(
-            [self._python, "-m", "wsstack.emulator", "--port", str(self._port)],
+            # A lean module (standard library only until it serves): start-up is on the
+            # critical path. Its name still contains "wsstack.emulator" for tools that look.
+            [self._python, "-m", "wsstack.emulator_server", "--port", str(self._port)],
             # The child exits when this pipe closes, so it cannot outlive us even if we are
             # killed; its own session keeps a terminal's Ctrl-C for us to handle in order.
             stdin=subprocess.PIPE,
@@ -142,7 +140,8 @@ def _api_arguments(client: Any, operation: str, props: Mapping[str, Any]) -> dic
     return {key: value for key, value in props.items() if key in members}
 
 
-#: Concurrent creations at most; moto serves one request at a time anyway (see _serve).
+#: Concurrent creations at most; moto serves one request at a time anyway
+#: (see wsstack.emulator_server.serve).
 _CREATE_THREADS = 4
 
 #: What creating a resource gives: its ``Ref`` value, and ``Fn::GetAtt`` values known only now.
@@ -187,8 +186,8 @@ _WAVES = (
     ("AWS::DynamoDB::Table", "AWS::Cognito::UserPool"),
     ("AWS::Cognito::UserPoolClient",),
 )
-#: The emulator's backends for those services, imported in the child ahead of the first request.
-_PRELOADED_BACKENDS = ("moto.dynamodb", "moto.cognitoidp")
+# The emulator warms its backends for those services ahead of the first request
+# (wsstack.emulator_server.PRELOADED_BACKENDS).
 
 
 #: Sub-resources of an API whose Ref is a short generated id on AWS (``"a1b2c3d"``).
@@ -268,47 +267,9 @@ def create_resources(
     return refs
 
 
-def _serve(port: int) -> None:
-    """Child-process entry: run moto and announce the bound port on stdout."""
-    import signal
-    import threading
-
-    from moto.moto_server.threaded_moto_server import MotoRequestHandler
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
-
-    app = DomainDispatcherApplication(create_backend_app)
-    lock = threading.Lock()
-
-    def one_at_a_time(environ: Any, start_response: Any) -> Any:
-        # moto rolls a failed transaction back by restoring a copy of each table taken when
-        # the transaction began, erasing what other threads wrote meanwhile. DynamoDB never
-        # loses a committed write, so requests run one at a time here.
-        with lock:
-            return app(environ, start_response)
-
-    try:
-        server = make_server("127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler)
-    except OSError as exc:
-        # Tell the parent why, in the one line it reads, rather than a trace it never sees.
-        print(json.dumps({"error": exc.strerror or str(exc)}), flush=True)
-        return
-    print(json.dumps({"port": server.server_address[1]}), flush=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    # moto imports a service's backend on that service's first request (over 100 ms each);
-    # importing the ones the stack creates resources in now overlaps it with the parent's
-    # own start-up. A request arriving meanwhile waits on the import lock, not on a failure.
-    for module in _PRELOADED_BACKENDS:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
-    # Everything lives in memory and is discarded on exit, so there is nothing to flush:
-    # leave at once rather than wait for the server's shutdown poll.
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
-    sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
-    os._exit(0)
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the embedded AWS emulator (moto) on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
-    _serve(parser.parse_args().port)
+    # The child process is wsstack.emulator_server, which imports none of the above; this
+    # spelling still works, only slower to start.
+    from wsstack.emulator_server import main
+
+    main()

@@ -1,0 +1,167 @@
+"""The emulator's child process: ``python -m wsstack.emulator_server --port N``.
+
+:class:`wsstack.emulator.Emulator` runs this module. It prints one JSON line on stdout,
+``{"port": N}`` once the socket is bound (or ``{"error": "..."}`` if it cannot be), serves
+moto on 127.0.0.1 until its stdin closes or it gets SIGTERM/SIGINT, and prints nothing
+else on stdout.
+
+Start-up time is on the stack's critical path, so only the standard library is imported
+here at module level: moto and werkzeug are imported by :func:`serve`, and nothing of the
+parent's side (boto3, the template reader, the gateway) is imported at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["PRELOADED_BACKENDS", "WARM_REGION", "main", "serve"]
+
+#: The emulator's backends for the services the stack creates resources in, imported and
+#: warmed (see :func:`_warm_up`) ahead of the parent's first request.
+PRELOADED_BACKENDS = ("moto.dynamodb", "moto.cognitoidp")
+
+#: The region the warm-up requests are signed for: the stack's default region. moto sets a
+#: backend up per account and region, so a stack in another region pays that part itself.
+WARM_REGION = "us-east-1"
+
+#: One cheap read per preloaded backend: (module, signing name, X-Amz-Target, content type, body).
+_WARM_REQUESTS = (
+    ("moto.dynamodb", "dynamodb", "DynamoDB_20120810.ListTables", "application/x-amz-json-1.0", b'{"Limit": 1}'),
+    (
+        "moto.cognitoidp",
+        "cognito-idp",
+        "AWSCognitoIdentityProviderService.ListUserPools",
+        "application/x-amz-json-1.1",
+        b'{"MaxResults": 1}',
+    ),
+)
+
+#: The access key the parent's clients use (``LOCAL_CREDENTIALS``): moto derives the account
+#: from it, so the warm-up sets up the very account the parent's requests land in.
+_WARM_ACCESS_KEY = "testing"
+
+_WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def serve(port: int) -> None:
+    """Run moto on 127.0.0.1:``port`` (0 for a free port) and announce the bound port on stdout."""
+    # Bound here rather than by werkzeug, which reports a port in use on stderr and exits,
+    # and before moto's imports, so that a port in use is told at once.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug's own would
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        # Tell the parent why, in the one line it reads, rather than a trace it never sees.
+        print(json.dumps({"error": exc.strerror or str(exc)}), flush=True)
+        return
+
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def one_at_a_time(environ: Any, start_response: Any) -> Any:
+        # moto rolls a failed transaction back by restoring a copy of each table taken when
+        # the transaction began, erasing what other threads wrote meanwhile. DynamoDB never
+        # loses a committed write, so requests run one at a time here.
+        with lock:
+            return app(environ, start_response)
+
+    with sock:  # the server serves a duplicate of it
+        server = make_server(
+            "127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler, fd=sock.fileno()
+        )
+    print(json.dumps({"port": server.server_address[1]}), flush=True)
+    # Everything lives in memory and is discarded on exit, so there is nothing to flush:
+    # leave at once rather than wait for the server's shutdown poll.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=_warm_up, args=(one_at_a_time,), daemon=True).start()
+    sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
+    os._exit(0)
+
+
+def _warm_up(app: _WSGIApp) -> None:
+    """Pay moto's first-request costs of the preloaded backends before the parent's requests.
+
+    moto imports a service's backend on that service's first request, then builds its flask
+    app and the backend of the request's account and region: over 100 ms per service, which
+    the parent would otherwise wait for on its first table and its first user pool. One cheap
+    read each, through the same one-at-a-time app, does it while the parent is still starting.
+    Only an optimisation: failures are ignored, and stdout stays the port line alone.
+    """
+    from werkzeug.test import EnvironBuilder
+
+    with contextlib.redirect_stdout(sys.stderr):
+        for module, service, target, content_type, body in _WARM_REQUESTS:
+            try:
+                # Imported outside the request lock, so a request of the parent's meanwhile
+                # waits at most on the import lock, and only if it needs this very module.
+                importlib.import_module(module)
+                environ = EnvironBuilder(
+                    method="POST",
+                    path="/",
+                    base_url="http://127.0.0.1/",
+                    data=body,
+                    headers={
+                        "Content-Type": content_type,
+                        "X-Amz-Target": target,
+                        # moto picks the backend from the SigV4 credential scope, and the
+                        # account from the access key; it does not check the signature.
+                        "Authorization": (
+                            f"AWS4-HMAC-SHA256 Credential={_WARM_ACCESS_KEY}/20240101/{WARM_REGION}/"
+                            f"{service}/aws4_request, SignedHeaders=host;x-amz-target, Signature=0"
+                        ),
+                    },
+                ).get_environ()
+                status = _call(app, environ)
+                if not status.startswith("200"):
+                    print(f"emulator warm-up of {service} answered {status}", file=sys.stderr)
+            except Exception as exc:  # a failed warm-up only loses the head start
+                print(f"emulator warm-up of {service} failed: {exc!r}", file=sys.stderr)
+
+
+def _call(app: _WSGIApp, environ: dict[str, Any]) -> str:
+    """Run one WSGI request to completion; return its status line."""
+    status: list[str] = []
+
+    def start_response(line: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], object]:
+        status[:] = [line]
+        return lambda _data: None
+
+    body = app(environ, start_response)
+    try:
+        for _chunk in body:
+            pass
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return status[0] if status else ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry: ``--port N`` (0 = a free port)."""
+    parser = argparse.ArgumentParser(description="Run the embedded AWS emulator (moto) on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
+    serve(parser.parse_args(argv).port)
+
+
+if __name__ == "__main__":
+    main()
