@@ -92,7 +92,7 @@ def _classified(pid: int) -> list[tuple[psutil.Process, str]]:
 
 def _is_worker(proc: psutil.Process) -> bool:
     try:
-        return "awslambdaric" in proc.cmdline()
+        return "awslambdaric" in " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
