@@ -51,6 +51,8 @@ class Route:
     #: True when the route has a ``$default`` route response: the Lambda's return value
     #: is then sent back to the client (a two-way route).
     two_way: bool = False
+    #: The integration's ``TimeoutInMillis`` in seconds; None for the stage's default (29 s).
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)

@@ -264,6 +264,7 @@ def _websocket_apis(
                 authorization_type=auth_type,
                 authorizer=authorizers[next(iter(auth_ids))] if auth_ids else None,
                 two_way=r.logical_id in two_way,
+                timeout=_integration_timeout(r, key, integration, params) if integration else None,
             )
         stages = tuple(
             str(resolve(s.properties.get("StageName"), {}, params))
@@ -304,6 +305,24 @@ def _lambda_proxy_target(
             "2015-03-31/functions/${YourFunction.Arn}/invocations."
         )
     return target
+
+
+def _integration_timeout(route: Resource, key: str, integration: Resource, params: dict[str, Any]) -> float | None:
+    """An integration's ``TimeoutInMillis`` in seconds (AWS accepts 50 to 29,000), or None."""
+    value = integration.properties.get("TimeoutInMillis")
+    if value is None:
+        return None
+    millis = resolve(value, {}, params)
+    try:
+        millis = int(millis)
+    except (TypeError, ValueError):
+        millis = -1
+    if not 50 <= millis <= 29_000:
+        raise TemplateError(
+            f"{route.logical_id} (route {key!r}): integration {integration.logical_id} has TimeoutInMillis "
+            f"{millis if millis >= 0 else value!r}; API Gateway accepts 50 to 29000."
+        )
+    return millis / 1000
 
 
 def _require_function(res: Resource, key: str, functions: dict[str, Function]) -> str:

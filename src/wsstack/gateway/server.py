@@ -324,7 +324,7 @@ class Gateway:
         if route.function is None:
             return 200, "", None
         event = build_connect_event(self.context, handshake, record, request_id=request_id)
-        outcome = await self._call(route.function, event)
+        outcome = await self._call(route.function, event, route.timeout)
         if outcome is _TIMED_OUT:
             return 504, "$connect integration timed out", None
         assert isinstance(outcome, InvocationResult)
@@ -437,7 +437,7 @@ class Gateway:
             request_id=request_id,
             message_id=new_request_id(),
         )
-        outcome = await self._call(route.function, event)
+        outcome = await self._call(route.function, event, route.timeout)
         if outcome is _TIMED_OUT:
             reply: str | None = error_frame("Endpoint request timed out", record.connection_id, request_id)
             status = 504
@@ -456,7 +456,7 @@ class Gateway:
         status = 200
         if route is not None and route.function is not None:
             event = build_disconnect_event(self.context, record, status_code=code, reason=reason, request_id=request_id)
-            outcome = await self._call(route.function, event)
+            outcome = await self._call(route.function, event, route.timeout)
             if outcome is _TIMED_OUT:
                 status = 504
             elif isinstance(outcome, InvocationResult) and not outcome.ok:
@@ -479,8 +479,10 @@ class Gateway:
 
     # ------------------------------------------------------------- invocations
 
-    async def _call(self, function: str, event: dict[str, Any]) -> InvocationResult | object:
-        """Invoke a Lambda, giving up after the integration timeout.
+    async def _call(
+        self, function: str, event: dict[str, Any], timeout: float | None = None
+    ) -> InvocationResult | object:
+        """Invoke a Lambda, giving up after the integration timeout (or the route's own, if shorter).
 
         Returns the result, or ``_TIMED_OUT``. An exception raised by ``invoke`` itself
         (the runtime failed, not the function) is reported like a function error.
@@ -489,7 +491,8 @@ class Gateway:
         # keeps running on AWS after API Gateway stops waiting; asyncio.wait gives the one
         # timer this needs (wait_for around shield costs two extra futures per message).
         task = asyncio.ensure_future(self._invoke(function, event))
-        await asyncio.wait((task,), timeout=self.limits.integration_timeout)
+        limit = self.limits.integration_timeout
+        await asyncio.wait((task,), timeout=limit if timeout is None else min(timeout, limit))
         if not task.done():
             self._orphans.add(task)
             task.add_done_callback(self._forget_orphan)

@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsstack.gateway import Limits
+from wsstack.model import Route
 
 AWS_ID = re.compile(r"[A-Za-z0-9_-]{15}=")
 WAIT = 5.0  # seconds: the bound on every wait for something that should happen now
@@ -280,6 +281,28 @@ def test_integration_timeout_sends_endpoint_request_timed_out(lambdas, running) 
             assert (await recv_json(ws))["message"] == "Forbidden"
 
     run(scenario())
+
+
+def test_a_routes_own_integration_timeout_applies_when_shorter(lambdas, running, make_api) -> None:
+    # TimeoutInMillis on the route's integration, below the stage's 29 s.
+    release = asyncio.Event()
+
+    async def hangs(event: dict[str, Any]) -> dict[str, Any]:
+        await release.wait()
+        return {"statusCode": 200, "body": "too late"}
+
+    lambdas.handlers["EchoFn"] = hangs
+    api = make_api()
+    api.routes["echo"] = Route("echo", "EchoFn", two_way=True, timeout=0.2)
+
+    async def scenario() -> dict[str, Any]:
+        async with running(lambdas, api=api) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            await ws.send(echo("slow"))
+            frame = await recv_json(ws)
+            release.set()
+            return frame
+
+    assert run(scenario())["message"] == "Endpoint request timed out"
 
 
 # -------------------------------------------------------------------- limits, closes

@@ -251,6 +251,28 @@ def test_aws_proxy_integration_is_read_as_the_route_function(tmp_path):
     assert app.apis["Api"].stages == ("$default",)  # no Stage resource
 
 
+@pytest.mark.parametrize(("millis", "seconds"), [(None, None), ("50", 0.05), ("29000", 29.0)])
+def test_an_integrations_timeout_in_millis_is_the_routes_timeout(tmp_path, millis, seconds):
+    (tmp_path / "echo.py").write_text("def handler(event, context):\n    return None\n")
+    body = _ONE_ROUTE % ("AWS_PROXY", _LAMBDA_URI)
+    if millis is not None:
+        body += f"          TimeoutInMillis: {millis}\n"
+
+    app = load_app(_write(tmp_path, body))
+
+    assert app.apis["Api"].routes["echo"].timeout == seconds
+
+
+@pytest.mark.parametrize("millis", ["49", "29001", "soon"])
+def test_a_timeout_in_millis_api_gateway_refuses_is_named(tmp_path, millis):
+    (tmp_path / "echo.py").write_text("def handler(event, context):\n    return None\n")
+    body = _ONE_ROUTE % ("AWS_PROXY", _LAMBDA_URI) + f"          TimeoutInMillis: {millis}\n"
+
+    with pytest.raises(TemplateError, match=r"EchoRoute \(route 'echo'\): integration EchoIntegration has "
+                                            r"TimeoutInMillis .*; API Gateway accepts 50 to 29000\."):
+        load_app(_write(tmp_path, body))
+
+
 # ------------------------------------------------------- resolving intrinsics locally
 
 
