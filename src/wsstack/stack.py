@@ -182,13 +182,13 @@ CODE_CHECK_INTERVAL = 0.25
 
 def _warn_unenforced(app: App) -> None:
     # IAM authorization needs SigV4 checks against IAM policies, which the local stack does
-    # not have; letting such connections in silently would hide the difference.
+    # not have: it refuses unsigned upgrades but lets in any signature, and says so.
     for api in app.apis.values():
         for route in api.routes.values():
             if route.authorization_type == "AWS_IAM":
                 log.warning(
-                    "%s route %s uses AWS_IAM authorization, which the local stack does not check: "
-                    "unsigned clients are let in", api.logical_id, route.route_key,
+                    "%s route %s uses AWS_IAM authorization: the local stack refuses unsigned upgrades "
+                    "but does not verify signatures or IAM policies", api.logical_id, route.route_key,
                 )
 
 

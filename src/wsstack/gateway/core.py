@@ -608,6 +608,17 @@ _HEADER_SOURCE = "route.request.header."
 _QUERY_SOURCE = "route.request.querystring."
 
 
+def is_sigv4_signed(handshake: HandshakeRequest) -> bool:
+    """True when the upgrade carries a SigV4 signature: an ``AWS4-HMAC-SHA256`` Authorization
+    header, or a presigned URL's ``X-Amz-Signature`` query parameter.
+
+    An ``AWS_IAM`` ``$connect`` refuses an unsigned upgrade with 403. Whether the signature
+    is valid, and what IAM allows its signer, is not checked locally.
+    """
+    authorization = handshake.header("Authorization") or ""
+    return authorization.startswith("AWS4-HMAC-SHA256 ") or bool(handshake.query_param("X-Amz-Signature"))
+
+
 def missing_identity_sources(authorizer: Authorizer, handshake: HandshakeRequest) -> list[str]:
     """Identity sources absent (or empty) from the handshake.
 

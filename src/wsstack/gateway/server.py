@@ -48,6 +48,7 @@ from wsstack.gateway.core import (
     default_api_id,
     error_frame,
     interpret_authorizer_result,
+    is_sigv4_signed,
     message_reply,
     missing_identity_sources,
     new_connection_id,
@@ -317,6 +318,8 @@ class Gateway:
         route = self.api.routes.get(CONNECT_ROUTE)
         if route is None:
             return 200, "no $connect route", None  # $connect is optional
+        if route.authorization_type == "AWS_IAM" and not is_sigv4_signed(handshake):
+            return 403, "AWS_IAM route: the upgrade is not signed with SigV4", None
         if route.authorization_type == "CUSTOM" and route.authorizer is not None:
             status, detail = await self._authorize(route, handshake, record, request_id)
             if status != 200:

@@ -305,6 +305,29 @@ def test_a_routes_own_integration_timeout_applies_when_shorter(lambdas, running,
     assert run(scenario())["message"] == "Endpoint request timed out"
 
 
+def test_an_aws_iam_connect_refuses_an_unsigned_upgrade_with_403(lambdas, running, make_api) -> None:
+    api = make_api()
+    api.routes["$connect"] = Route("$connect", "ConnectFn", authorization_type="AWS_IAM")
+    signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/execute-api/aws4_request, "
+                               "SignedHeaders=host;x-amz-date, Signature=abc"}
+
+    async def scenario() -> tuple[int, int]:
+        async with running(lambdas, api=api) as gateway:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(gateway.url):
+                    pass
+            async with connect(gateway.url, additional_headers=signed):
+                pass
+            async with connect(gateway.url + "?X-Amz-Signature=abc&X-Amz-Credential=AKID"):
+                pass
+            return refused.value.response.status_code, len(lambdas.calls["ConnectFn"])
+
+    status, connects = run(scenario())
+
+    assert status == 403
+    assert connects == 2  # only the signed upgrades reached $connect
+
+
 # -------------------------------------------------------------------- limits, closes
 
 

@@ -326,7 +326,7 @@ def test_aws_urls_of_served_stages_are_rewritten_to_local_ones(app):
     assert env["OTHER_STAGE"] == "https://abc123defg.execute-api.us-east-1.amazonaws.com/dev2"
 
 
-def test_iam_authorization_is_read_and_flagged_as_not_checked_locally(tmp_path, caplog):
+def test_iam_authorization_is_read_and_flagged_as_checked_only_for_a_signature(tmp_path, caplog):
     (tmp_path / "echo.py").write_text("def handler(event, context):\n    return None\n")
     body = _ONE_ROUTE % ("AWS_PROXY", _LAMBDA_URI)
     body = body.replace("RouteKey: echo", "RouteKey: $connect\n          AuthorizationType: AWS_IAM")
@@ -336,6 +336,6 @@ def test_iam_authorization_is_read_and_flagged_as_not_checked_locally(tmp_path, 
 
     assert app.apis["Api"].routes["$connect"].authorization_type == "AWS_IAM"
     assert [r.getMessage() for r in caplog.records if r.name == "wsstack"] == [
-        "Api route $connect uses AWS_IAM authorization, which the local stack does not check: "
-        "unsigned clients are let in"
+        "Api route $connect uses AWS_IAM authorization: the local stack refuses unsigned upgrades "
+        "but does not verify signatures or IAM policies"
     ]
