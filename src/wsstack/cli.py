@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     functions = up.add_argument_group("functions")
     functions.add_argument("--function-concurrency", type=_positive(int), default=None, metavar="N",
                            help="most workers per function without ReservedConcurrentExecutions "
-                           "(default: one per CPU, at least 2)")
+                           "(default: two per CPU)")
     functions.add_argument("--no-hot-reload", dest="hot_reload", action="store_false",
                            help="keep running the code loaded at start, as a deployed function does")
 

@@ -96,6 +96,8 @@ class ServerProtocol(asyncio.Protocol):
         self._pending: asyncio.Future[Response] | None = None
         self._keep_alive = True
         self._continued = False
+        #: The parsed head of a request whose body has not all arrived yet.
+        self._head: tuple[str, str, str, dict[str, str], int] | None = None
 
     # -- asyncio callbacks ------------------------------------------------------------------
 
@@ -140,23 +142,26 @@ class ServerProtocol(asyncio.Protocol):
 
     def _parse(self) -> Request | None:
         buffer = self._buffer
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buffer) > MAX_HEAD:
-                self._fail(431)
-            return None
-        try:
-            head = bytes(buffer[:end]).decode("latin-1")
-            request_line, *header_lines = head.split("\r\n")
-            method, target, version = request_line.split(" ", 2)
-            headers = {}
-            for line in header_lines:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        except ValueError:
-            self._fail(400)
-            return None
-        start = end + 4
+        if self._head is None:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD:
+                    self._fail(431)
+                return None
+            try:
+                request_line, *header_lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+                method, target, version = request_line.split(" ", 2)
+                headers = {}
+                for line in header_lines:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+            except ValueError:
+                self._fail(400)
+                return None
+            # Kept until the body is complete: a client often sends the head and the body in
+            # separate packets, and the head need not be parsed twice.
+            self._head = (method, target, version, headers, end + 4)
+        method, target, version, headers, start = self._head
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body = self._chunked(start, headers)
             if body is None:
@@ -175,6 +180,7 @@ class ServerProtocol(asyncio.Protocol):
                 return None
             consumed, content = start + length, bytes(buffer[start:start + length])
         del buffer[:consumed]
+        self._head = None
         self._continued = False
         connection = headers.get("connection", "").lower()
         self._keep_alive = connection != "close" and (version == "HTTP/1.1" or connection == "keep-alive")
@@ -250,6 +256,7 @@ class ServerProtocol(asyncio.Protocol):
     def _fail(self, status: int) -> None:
         self._keep_alive = False
         self._buffer.clear()
+        self._head = None
         self._send(Response(status, http.HTTPStatus(status).phrase.encode(), {"Content-Type": "text/plain"}))
 
 

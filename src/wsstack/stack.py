@@ -213,7 +213,7 @@ class LocalStack:
         limits: gateway limits (AWS defaults when None).
         region: the region everything runs in.
         function_concurrency: most workers per function without ``ReservedConcurrentExecutions``;
-            None: one per CPU, at least 2 (see :data:`~wsstack.runtime.DEFAULT_CONCURRENCY`).
+            None: two per CPU (see :data:`~wsstack.runtime.DEFAULT_CONCURRENCY`).
         code_check_interval: hot reload: changed handler and domain code runs from the next
             invocation, checked at most once per this many seconds (see
             :class:`~wsstack.runtime.LambdaRuntime`); None turns it off, as on AWS, where a

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import functools
 import hashlib
 import json
 import re
@@ -145,7 +146,13 @@ def format_request_time(epoch_seconds: float) -> str:
     Written by hand rather than with ``strftime("%b")``, whose month names follow the
     process locale.
     """
-    t = datetime.fromtimestamp(epoch_seconds, UTC)
+    return _request_time(int(epoch_seconds))
+
+
+@functools.lru_cache(maxsize=4)
+def _request_time(second: int) -> str:
+    # Every event carries one and the text changes once a second: formatted once per second.
+    t = datetime.fromtimestamp(second, UTC)
     return f"{t.day:02d}/{_MONTHS[t.month - 1]}/{t.year:04d}:{t:%H:%M:%S} +0000"
 
 

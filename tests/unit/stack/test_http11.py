@@ -195,6 +195,26 @@ def test_post_with_content_length_delivers_the_body() -> None:
     run(scenario)
 
 
+def test_a_body_arriving_after_its_head_then_a_second_request_are_both_served() -> None:
+    # boto3 sends a POST's head and body in separate packets; the next request on the same
+    # connection must not see the first one's head.
+    async def scenario() -> None:
+        app = App()
+        async with serve(app) as port, raw_client(port) as client:
+            await client.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+            await client.send(b"he")
+            await client.send(b"llo")
+            first = await client.read_response()
+            await client.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nbye")
+            second = await client.read_response()
+
+        assert (first[0], first[2]) == (200, b"hello")
+        assert (second[0], second[2]) == (200, b"bye")
+        assert [r.body for r in app.requests] == [b"hello", b"bye"]
+
+    run(scenario)
+
+
 def test_chunked_request_body_is_reassembled() -> None:
     async def scenario() -> None:
         app = App()
