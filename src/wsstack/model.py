@@ -106,6 +106,8 @@ class InvocationResult:
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
     cold_start: bool = False
+    #: On a cold start, the worker's init duration.
+    init_ms: float | None = None
 
     @property
     def ok(self) -> bool:

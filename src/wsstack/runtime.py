@@ -113,11 +113,15 @@ _ARRIVING = (_State.BOOTING, _State.FINISHING)
 
 class _Invocation:
     __slots__ = (
-        "body", "cold_start", "deadline_ms", "future", "init_ms", "request_id", "started", "timeout", "timer",
+        "body", "cold_start", "deadline_ms", "future", "init_ms", "report", "request_id", "started", "timeout",
+        "timer",
     )
 
-    def __init__(self, body: bytes, timeout: float, future: asyncio.Future[InvocationResult]) -> None:
+    def __init__(
+        self, body: bytes, timeout: float, future: asyncio.Future[InvocationResult], report: bool = True
+    ) -> None:
         self.request_id = str(uuid.uuid4())
+        self.report = report
         self.body = body
         self.timeout = timeout
         self.future = future
@@ -411,7 +415,9 @@ class LambdaRuntime:
             raise RuntimeError("the runtime was stopped; create a new one")
         self._started = True
 
-    async def invoke(self, name: str, event: Any, *, timeout: float | None = None) -> InvocationResult:
+    async def invoke(
+        self, name: str, event: Any, *, timeout: float | None = None, report: bool = True
+    ) -> InvocationResult:
         """Invoke a function synchronously (``RequestResponse``) and return the outcome.
 
         A warm worker serves the invocation if one is idle; otherwise a new worker starts if
@@ -423,6 +429,9 @@ class LambdaRuntime:
             timeout: Seconds the handler may run, instead of the function's ``Timeout``. Like
                 AWS's, the clock starts when a worker takes the invocation: waiting for a
                 worker and the cold start are not counted.
+            report: Log the invocation's line at INFO. A caller that logs the outcome in a
+                line of its own (the gateway, once per message) turns it off; cold starts and
+                errors are logged at INFO whatever it says.
 
         Returns:
             The result. Handler exceptions, init errors, timeouts and crashed workers are
@@ -446,7 +455,7 @@ class LambdaRuntime:
                 f"(limit {MAX_PAYLOAD} bytes)"
             )
         future: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
-        inv = _Invocation(body, pool.fn.timeout if timeout is None else timeout, future)
+        inv = _Invocation(body, pool.fn.timeout if timeout is None else timeout, future, report)
         if pool.watch is not None:
             self._reload_if_changed(pool)
         self._submit(pool, inv)
@@ -561,15 +570,18 @@ class LambdaRuntime:
                     error=error,
                     duration_ms=round(duration, 3),
                     cold_start=inv.cold_start,
+                    init_ms=inv.init_ms,
                 )
             )
-        if not self._log.isEnabledFor(logging.INFO):
+        level = logging.INFO if inv.report or inv.cold_start or error is not None else logging.DEBUG
+        if not self._log.isEnabledFor(level):
             return
         # Like the REPORT line Lambda writes: what ran, how long, and a cold start's init cost.
         start = "warm"
         if inv.cold_start:
             start = "cold" if inv.init_ms is None else f"cold (init {inv.init_ms:.1f} ms)"
-        self._log.info(
+        self._log.log(
+            level,
             "%s %s %.2f ms %s %s",
             pool.name,
             inv.request_id,

@@ -98,8 +98,9 @@ def test_up_serves_every_api_stage_and_logs_json_lines(tmp_path):
             ("PublicApi", "dev"), ("PublicApi", "prod"), ("AdminApi", "live")]
         assert state["websocket_url"] == state["apis"][0]["websocket_url"]
         with connect(state["apis"][1]["websocket_url"], open_timeout=10) as ws:
-            ws.send(json.dumps({"action": "whoami"}))
-            assert json.loads(ws.recv(timeout=10))["stage"] == "prod"
+            for _ in range(2):  # a cold start, then a warm invocation
+                ws.send(json.dumps({"action": "whoami"}))
+                assert json.loads(ws.recv(timeout=10))["stage"] == "prod"
     finally:
         assert proc.stop() == 0
 
@@ -108,10 +109,16 @@ def test_up_serves_every_api_stage_and_logs_json_lines(tmp_path):
     [invocation] = [line for line in lines if line["logger"] == "wsstack.runtime" and "function" in line]
     assert invocation["function"] == "WhoAmIFunction"
     assert invocation["cold_start"] is True and invocation["duration_ms"] > 0 and invocation["request_id"]
-    [own] = [line for line in lines if line["logger"] == "wsstack.fn.WhoAmIFunction"]
-    assert (own["message"], own["log"]["stage"], own["request_id"]) == ("whoami", "prod", invocation["request_id"])
+    own = [line for line in lines if line["logger"] == "wsstack.fn.WhoAmIFunction"]
+    assert [(o["message"], o["log"]["stage"]) for o in own] == [("whoami", "prod")] * 2
+    assert own[0]["request_id"] == invocation["request_id"]
     routed = [line for line in lines if line.get("event") == "message"]
-    assert routed[0]["route_key"] == "whoami" and routed[0]["stage"] == "prod" and routed[0]["status"] == 200
+    assert [(r["route_key"], r["stage"], r["status"], r["function"]) for r in routed] == [
+        ("whoami", "prod", 200, "WhoAmIFunction")] * 2
+    # One line per message: the cold start also has the runtime's line; the warm one only the gateway's.
+    assert [r["start"] for r in routed] == ["cold", "warm"]
+    assert routed[0]["lambda_request_id"] == invocation["request_id"] and routed[0]["init_ms"] > 0
+    assert routed[1]["lambda_request_id"] and routed[1]["lambda_ms"] > 0
 
 
 def test_invoke_takes_an_event_file_and_env_vars_in_sam_format(tmp_path):

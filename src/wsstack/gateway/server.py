@@ -18,9 +18,9 @@ import logging
 import ssl
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.datastructures import Headers
@@ -65,8 +65,14 @@ __all__ = ["Gateway", "Invoke"]
 
 logger = logging.getLogger("wsstack.gateway")
 
-#: ``(function logical id, event) -> result``: how the gateway runs a Lambda.
-Invoke = Callable[[str, Any], Awaitable[InvocationResult]]
+class Invoke(Protocol):
+    """How the gateway runs a Lambda: ``await invoke(function_logical_id, event)``.
+
+    ``report=False`` tells the runtime that the gateway's own line reports this invocation
+    (see :meth:`wsstack.runtime.LambdaRuntime.invoke`).
+    """
+
+    def __call__(self, function: str, event: Any, *, report: bool = True) -> Awaitable[InvocationResult]: ...
 
 #: Marks an invocation the gateway stopped waiting for after ``integration_timeout``.
 _TIMED_OUT = object()
@@ -440,7 +446,9 @@ class Gateway:
             request_id=request_id,
             message_id=new_request_id(),
         )
-        outcome = await self._call(route.function, event, route.timeout)
+        # One line per message: the gateway's, naming the invocation it made.
+        outcome = await self._call(route.function, event, route.timeout, report=False)
+        invocation: dict[str, Any] = {"function": route.function}
         if outcome is _TIMED_OUT:
             reply: str | None = error_frame("Endpoint request timed out", record.connection_id, request_id)
             status = 504
@@ -448,9 +456,10 @@ class Gateway:
             assert isinstance(outcome, InvocationResult)
             reply = message_reply(outcome, route, connection_id=record.connection_id, request_id=request_id)
             status = 200 if outcome.ok else 500
+            invocation.update(_invocation_fields(outcome))
         if reply is not None:
             await self._send(live, reply)
-        self._log_route(record.connection_id, route.route_key, request_id, status, started, "")
+        self._log("message", record.connection_id, route.route_key, request_id, status, started, **invocation)
 
     async def _disconnect(self, record: Connection, code: int, reason: str) -> None:
         started = time.monotonic()
@@ -483,7 +492,7 @@ class Gateway:
     # ------------------------------------------------------------- invocations
 
     async def _call(
-        self, function: str, event: dict[str, Any], timeout: float | None = None
+        self, function: str, event: dict[str, Any], timeout: float | None = None, *, report: bool = True
     ) -> InvocationResult | object:
         """Invoke a Lambda, giving up after the integration timeout (or the route's own, if shorter).
 
@@ -493,7 +502,7 @@ class Gateway:
         # The invocation runs as a task of its own so it can outlive the wait, as a Lambda
         # keeps running on AWS after API Gateway stops waiting; asyncio.wait gives the one
         # timer this needs (wait_for around shield costs two extra futures per message).
-        task = asyncio.ensure_future(self._invoke(function, event))
+        task = asyncio.ensure_future(self._invoke(function, event, report=report))
         limit = self.limits.integration_timeout
         await asyncio.wait((task,), timeout=limit if timeout is None else min(timeout, limit))
         if not task.done():
@@ -558,10 +567,7 @@ class Gateway:
             return  # nothing below is needed for a line nobody shows
         duration = (time.monotonic() - started) * 1000
         # The text line spells names like the access log's fields (closeCode), records like Python.
-        extras = "".join(
-            f" {_camel(name)}={value!r}" if isinstance(value, str) else f" {_camel(name)}={value}"
-            for name, value in fields.items()
-        ) if fields else ""
+        extras = "".join(f" {_camel(name)}={_shown(value)}" for name, value in fields.items()) if fields else ""
         logger.info(
             "%s connectionId=%s routeKey=%s requestId=%s status=%d%s durationMs=%.1f%s",
             kind, connection_id, route_key, request_id, status, extras, duration,
@@ -587,6 +593,25 @@ class Gateway:
         self, connection_id: str, route_key: str, request_id: str, status: int, started: float, detail: str
     ) -> None:
         self._log("message", connection_id, route_key, request_id, status, started, detail)
+
+
+def _invocation_fields(outcome: InvocationResult) -> dict[str, Any]:
+    """What a message's line says about its Lambda invocation, like Lambda's REPORT line."""
+    fields: dict[str, Any] = {
+        "lambda_request_id": outcome.request_id,
+        "lambda_ms": outcome.duration_ms,
+        "start": "cold" if outcome.cold_start else "warm",
+    }
+    if outcome.init_ms is not None:
+        fields["init_ms"] = round(outcome.init_ms, 3)
+    return fields
+
+
+def _shown(value: Any) -> str:
+    # Quoted only when a reader could not tell where the value ends (empty, spaces, quotes).
+    if isinstance(value, str) and (not value or any(c.isspace() or c in "'\"" for c in value)):
+        return repr(value)
+    return str(value)
 
 
 def _camel(name: str) -> str:

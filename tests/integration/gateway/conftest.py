@@ -75,7 +75,7 @@ class FakeLambdas:
         self.calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = defaultdict(asyncio.Queue)
 
-    async def __call__(self, function: str, event: Any) -> InvocationResult:
+    async def __call__(self, function: str, event: Any, *, report: bool = True) -> InvocationResult:
         self.calls[function].append(event)
         self._queues[function].put_nowait(event)
         request_id = str(uuid.uuid4())
