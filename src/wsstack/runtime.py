@@ -443,6 +443,30 @@ class LambdaRuntime:
             TypeError: The event is not JSON-serialisable.
             RuntimeError: The runtime is not started, or stopped.
         """
+        pool, inv = self._enqueue(name, event, timeout, report)
+        try:
+            return await inv.future
+        except asyncio.CancelledError:
+            # The caller gave up: a queued invocation is dropped; a running one finishes (or
+            # times out) in its worker and its result is discarded.
+            with contextlib.suppress(ValueError):
+                pool.pending.remove(inv)
+            raise
+
+    def submit(
+        self, name: str, event: Any, *, timeout: float | None = None, report: bool = True
+    ) -> asyncio.Future[InvocationResult]:
+        """:meth:`invoke` for a caller that never takes back an invocation it made.
+
+        Returns the invocation's future rather than a coroutine, so a caller awaiting it needs
+        no task of its own: the gateway makes one invocation per message. The same errors are
+        raised at once.
+        """
+        return self._enqueue(name, event, timeout, report)[1].future
+
+    def _enqueue(
+        self, name: str, event: Any, timeout: float | None, report: bool
+    ) -> tuple[_Pool, _Invocation]:
         pool = self._pools.get(name)
         if pool is None:
             raise ResourceNotFoundException(f"Function not found: {name}")
@@ -459,14 +483,7 @@ class LambdaRuntime:
         if pool.watch is not None:
             self._reload_if_changed(pool)
         self._submit(pool, inv)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            # The caller gave up: a queued invocation is dropped; a running one finishes (or
-            # times out) in its worker and its result is discarded.
-            with contextlib.suppress(ValueError):
-                pool.pending.remove(inv)
-            raise
+        return pool, inv
 
     async def stop(self) -> None:
         """Stop every worker and close the Runtime API. Safe to call more than once.

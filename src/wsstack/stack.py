@@ -305,7 +305,7 @@ class LocalStack:
             for stage in api.stages:
                 port, tls_port = (0, 0) if self.gateways else self._ports
                 gateway = Gateway(
-                    api, stage, self.runtime.invoke, port=port, tls=tls, tls_port=tls_port,
+                    api, stage, self.runtime.submit, port=port, tls=tls, tls_port=tls_port,
                     limits=self._limits, api_id=refs.get(api.logical_id), region=self.region,
                 )
                 # Listed before it starts, so stop() also closes a half-started gateway.

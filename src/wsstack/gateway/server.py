@@ -68,6 +68,8 @@ logger = logging.getLogger("wsstack.gateway")
 class Invoke(Protocol):
     """How the gateway runs a Lambda: ``await invoke(function_logical_id, event)``.
 
+    It may return a coroutine or, cheaper, a future (:meth:`wsstack.runtime.LambdaRuntime.submit`).
+
     ``report=False`` tells the runtime that the gateway's own line reports this invocation
     (see :meth:`wsstack.runtime.LambdaRuntime.invoke`).
     """
@@ -499,10 +501,14 @@ class Gateway:
         Returns the result, or ``_TIMED_OUT``. An exception raised by ``invoke`` itself
         (the runtime failed, not the function) is reported like a function error.
         """
-        # The invocation runs as a task of its own so it can outlive the wait, as a Lambda
-        # keeps running on AWS after API Gateway stops waiting; asyncio.wait gives the one
-        # timer this needs (wait_for around shield costs two extra futures per message).
-        task = asyncio.ensure_future(self._invoke(function, event, report=report))
+        # The invocation runs on its own so it can outlive the wait, as a Lambda keeps running
+        # on AWS after API Gateway stops waiting; asyncio.wait gives the one timer this needs
+        # (wait_for around shield costs two extra futures per message). An invoke that hands
+        # back a future (LambdaRuntime.submit) needs no task at all.
+        try:
+            task = asyncio.ensure_future(self._invoke(function, event, report=report))
+        except Exception as exc:  # a future-returning invoke raises at once
+            return _invoke_failed(function, exc)
         limit = self.limits.integration_timeout
         await asyncio.wait((task,), timeout=limit if timeout is None else min(timeout, limit))
         if not task.done():
@@ -512,8 +518,7 @@ class Gateway:
         try:
             return task.result()
         except Exception as exc:
-            logger.exception("invoking %s failed", function)
-            return InvocationResult(request_id="", error={"errorMessage": str(exc), "errorType": type(exc).__name__})
+            return _invoke_failed(function, exc)
 
     def _forget_orphan(self, task: asyncio.Future[Any]) -> None:
         self._orphans.discard(task)
@@ -593,6 +598,12 @@ class Gateway:
         self, connection_id: str, route_key: str, request_id: str, status: int, started: float, detail: str
     ) -> None:
         self._log("message", connection_id, route_key, request_id, status, started, detail)
+
+
+def _invoke_failed(function: str, exc: Exception) -> InvocationResult:
+    # The runtime failed, not the function: reported to the client like a function error.
+    logger.error("invoking %s failed", function, exc_info=exc)
+    return InvocationResult(request_id="", error={"errorMessage": str(exc), "errorType": type(exc).__name__})
 
 
 def _invocation_fields(outcome: InvocationResult) -> dict[str, Any]:

@@ -95,6 +95,20 @@ def test_unknown_function_is_refused(run_runtime, function):
     run_runtime(scenario, (function("Echo", "handlers.echo"), {}))
 
 
+def test_submit_hands_back_a_future_of_the_same_result_and_refuses_at_once(run_runtime, function):
+    # The gateway's path: no coroutine to wrap in a task, and errors before anything is queued.
+    async def scenario(runtime):
+        future = runtime.submit("Echo", {"n": 7})
+        with pytest.raises(ResourceNotFoundException, match="Nope"):
+            runtime.submit("Nope", {})
+        return isinstance(future, asyncio.Future), await future
+
+    is_future, result = run_runtime(scenario, (function("Echo", "handlers.echo"), {}))
+
+    assert is_future
+    assert result.ok and result.payload["event"] == {"n": 7}
+
+
 def test_event_that_is_not_json_is_refused_before_any_worker_starts(run_runtime, function):
     async def scenario(runtime):
         with pytest.raises(TypeError):
