@@ -297,6 +297,7 @@ class Gateway:
             list(request.headers.raw_items()),
             socket.remote_address[0],
             server_port=socket.local_address[1],
+            scheme="https" if socket.transport.get_extra_info("sslcontext") is not None else "http",
         )
         if handshake.path != f"/{self.stage}":
             # API Gateway refuses an upgrade on a path that is not a deployed stage with 403.

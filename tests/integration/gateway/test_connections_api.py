@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime
 from typing import Any
@@ -16,8 +18,12 @@ from botocore.exceptions import ClientError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from wsstack.gateway import Gateway
+from wsstack.tls import LocalCertificate
+
 WAIT = 5.0
 UNKNOWN_ID = "AAAAAAAAAAAAAAA="
+STAGE = "dev"
 
 
 def run(coroutine: Any, timeout: float = 30.0) -> Any:
@@ -207,6 +213,39 @@ def test_gone_response_has_the_aws_shape(lambdas, running) -> None:
     assert json.loads(body) == {"message": None}
 
 
+def post_with_host(url: str, host: str, data: bytes) -> int:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=WAIT)
+    try:
+        connection.request("POST", parts.path, body=data, headers={"Host": host})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_a_post_under_an_execute_api_host_reaches_the_connection(lambdas, running) -> None:
+    # What a client resolving https://{api-id}.execute-api.{region}.amazonaws.com/{stage} to
+    # the local gateway sends: the AWS host name in Host, the stage in the path.
+    host = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+
+    async def scenario() -> tuple[int, int, str]:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            connection_id = await connection_id_of(lambdas)
+            base = f"{gateway.management_url}/@connections/"
+            delivered = await asyncio.to_thread(
+                post_with_host, base + urllib.parse.quote(connection_id), host, b"via execute-api host"
+            )
+            gone = await asyncio.to_thread(post_with_host, base + UNKNOWN_ID, host, b"x")
+            return delivered, gone, await asyncio.wait_for(ws.recv(), WAIT)
+
+    delivered, gone, received = run(scenario())
+
+    assert (delivered, gone) == (200, 410)
+    assert received == "via execute-api host"
+
+
 def test_websocket_clients_and_connections_calls_share_the_stage_port(lambdas, running) -> None:
     # As on AWS, where wss://{domainName}/{stage} and https://{domainName}/{stage}/@connections
     # are one host: the WebSocket URL and the management URL differ only in scheme.
@@ -233,3 +272,30 @@ def test_other_stage_path_is_forbidden(lambdas, running) -> None:
         assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
     run(scenario())
+
+
+def test_with_tls_the_secure_port_is_the_domain_name_and_serves_both_over_tls(lambdas, make_api, tmp_path) -> None:
+    certificate = LocalCertificate.create(tmp_path, ["127.0.0.1"])
+    gateway = Gateway(make_api(), STAGE, lambdas, tls=certificate.server_context())
+
+    async def scenario() -> tuple[dict[str, Any], str]:
+        await gateway.start()
+        try:
+            async with connect(gateway.secure_url + "?token=allow-ann", ssl=certificate.client_context()) as ws:
+                event = await lambdas.next_call("ConnectFn")
+                domain = event["requestContext"]["domainName"]
+                client = boto3.client(
+                    "apigatewaymanagementapi", endpoint_url=f"https://{domain}/{STAGE}", region_name="us-east-1",
+                    aws_access_key_id="testing", aws_secret_access_key="testing", verify=str(certificate.cert_path),
+                )
+                connection_id = event["requestContext"]["connectionId"]
+                await call(client, "post_to_connection", ConnectionId=connection_id, Data=b"over tls")
+                return event, await asyncio.wait_for(ws.recv(), WAIT)
+        finally:
+            await gateway.stop()
+
+    event, received = run(scenario())
+
+    assert gateway.secure_url == f"wss://{event['requestContext']['domainName']}/{STAGE}"
+    assert event["headers"]["X-Forwarded-Proto"] == "https"
+    assert received == "over tls"
