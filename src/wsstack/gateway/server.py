@@ -65,6 +65,7 @@ __all__ = ["Gateway", "Invoke"]
 
 logger = logging.getLogger("wsstack.gateway")
 
+
 class Invoke(Protocol):
     """How the gateway runs a Lambda: ``await invoke(function_logical_id, event)``.
 
@@ -75,6 +76,7 @@ class Invoke(Protocol):
     """
 
     def __call__(self, function: str, event: Any, *, report: bool = True) -> Awaitable[InvocationResult]: ...
+
 
 #: Marks an invocation the gateway stopped waiting for after ``integration_timeout``.
 _TIMED_OUT = object()
