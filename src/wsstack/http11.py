@@ -16,6 +16,7 @@ import asyncio
 import http
 import logging
 from collections.abc import Callable
+from typing import cast
 
 __all__ = ["HttpError", "Request", "Response", "ServerProtocol"]
 
@@ -102,8 +103,8 @@ class ServerProtocol(asyncio.Protocol):
     # -- asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (not always an asyncio.Transport subclass: uvloop's is not).
+        self._transport = cast(asyncio.Transport, transport)
         sockname = transport.get_extra_info("sockname")
         self._port = sockname[1] if sockname else 0
 

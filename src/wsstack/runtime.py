@@ -48,7 +48,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from wsstack.http11 import HttpError, Request, Response, ServerProtocol
 from wsstack.model import Function, InvocationResult
@@ -281,7 +281,8 @@ class _WorkerProtocol(asyncio.SubprocessProtocol):
         self.worker = worker
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
+        # Not always an asyncio.SubprocessTransport subclass (uvloop's is not).
+        transport = cast(asyncio.SubprocessTransport, transport)
         self.worker.transport = transport
         self.worker.pid = transport.get_pid()
 
