@@ -186,8 +186,6 @@ _WAVES = (
     ("AWS::DynamoDB::Table", "AWS::Cognito::UserPool"),
     ("AWS::Cognito::UserPoolClient",),
 )
-# The emulator warms its backends for those services ahead of the first request
-# (wsstack.emulator_server.PRELOADED_BACKENDS).
 
 
 #: Sub-resources of an API whose Ref is a short generated id on AWS (``"a1b2c3d"``).
