@@ -15,6 +15,7 @@ import contextlib
 import http
 import json
 import logging
+import re
 import ssl
 import time
 import weakref
@@ -621,9 +622,13 @@ def _invocation_fields(outcome: InvocationResult) -> dict[str, Any]:
     return fields
 
 
+#: What makes a value in a text log line ambiguous unless quoted.
+_NEEDS_QUOTES = re.compile(r"[\s'\"]")
+
+
 def _shown(value: Any) -> str:
     # Quoted only when a reader could not tell where the value ends (empty, spaces, quotes).
-    if isinstance(value, str) and (not value or any(c.isspace() or c in "'\"" for c in value)):
+    if isinstance(value, str) and (not value or _NEEDS_QUOTES.search(value)):
         return repr(value)
     return str(value)
 
