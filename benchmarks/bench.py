@@ -365,6 +365,9 @@ def run_rtt(args: argparse.Namespace, report: Report) -> None:
     with _floor_server() as (url, meter):
         floor = asyncio.run(_sequential(url, n, args.warmup, size, meter))
     with _stack(args, "rtt", ECHO_TEMPLATE, ECHO_ENV) as stack:
+        # A burst first brings the worker pool to its limit: a pool that is still growing
+        # starts a worker (a cold start's CPU) in the middle of the measured round trips.
+        asyncio.run(_concurrent(stack.websocket_url, 8, 5, size, dict))
         ours = asyncio.run(_sequential(stack.websocket_url, n, args.warmup, size, lambda: cpu_seconds(stack.pid)))
         post_wall, post_cpu = _boto3_post_cost(stack, n)
     f50, f99 = _percentile(floor.latencies, 50), _percentile(floor.latencies, 99)
@@ -541,9 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated scenarios to run (default: {','.join(SCENARIOS)})")
     parser.add_argument("--round-trips", type=_positive, default=200,
                         help="rtt: sequential round trips (default %(default)s)")
-    # The pool grows while early invocations overlap a worker's tail (posting its result),
-    # as Lambda scales out; a few hundred unmeasured round trips leave the cold starts behind.
-    parser.add_argument("--warmup", type=int, default=300,
+    parser.add_argument("--warmup", type=int, default=100,
                         help="rtt: unmeasured round trips first (default %(default)s)")
     parser.add_argument("--connections", type=_positive, default=20,
                         help="throughput: connections (default %(default)s)")
