@@ -25,7 +25,7 @@ from wsstack.gateway.core import Limits
 from wsstack.gateway.server import Gateway
 from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
-from wsstack.template import DEFAULT_REGION, TemplateError, load_app, resolve
+from wsstack.template import DEFAULT_REGION, TemplateError, load_app, read_json_file, resolve
 from wsstack.tls import LocalCertificate
 from wsstack.users import create_users, load_users
 
@@ -89,12 +89,7 @@ def load_env_vars(path: Path | None) -> dict[str, dict[str, str]]:
     """
     if path is None:
         return {}
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TemplateError(f"--env-vars file {path} does not exist.") from None
-    except ValueError as exc:
-        raise TemplateError(f"--env-vars file {path} is not valid JSON: {exc}") from None
+    data = read_json_file(path, "--env-vars file")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise TemplateError(f"--env-vars file {path} must map function ids (or Parameters) to objects.")
     return data

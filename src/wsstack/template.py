@@ -9,6 +9,7 @@ through untouched. There is no second, hand-written schema to drift from the tem
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +31,19 @@ _SUB_VAR = re.compile(r"\$\{([^!}][^}]*)\}")
 
 class TemplateError(Exception):
     """The template cannot be run locally; the message names the resource and the fix."""
+
+
+def read_json_file(path: Path, label: str) -> Any:
+    """A JSON file the stack is given beside the template, or a :class:`TemplateError` naming it.
+
+    ``label`` names the file in the sentence, e.g. ``"--env-vars file"``.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TemplateError(f"{label} {path} does not exist.") from None
+    except ValueError as exc:
+        raise TemplateError(f"{label} {path} is not valid JSON: {exc}") from None
 
 
 class _CfnLoader(yaml.SafeLoader):

@@ -12,13 +12,12 @@ its attributes and gets the password again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wsstack.template import TemplateError
+from wsstack.template import TemplateError, read_json_file
 
 __all__ = ["SeedUser", "create_users", "load_users"]
 
@@ -44,12 +43,7 @@ def load_users(path: Path | None, pools: Collection[str], *, strict: bool = True
     """
     if path is None:
         return []
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TemplateError(f"users file {path} does not exist.") from None
-    except ValueError as exc:
-        raise TemplateError(f"users file {path} is not valid JSON: {exc}") from None
+    data = read_json_file(path, "users file")
     if not isinstance(data, dict):
         raise TemplateError(f"users file {path} must map user pool logical ids to lists of users.")
     users = []
