@@ -85,11 +85,16 @@ class ServerProtocol(asyncio.Protocol):
         handler: Answers each request.
         max_body: Largest body read; a larger one is answered with 413 and the connection
             closed.
+        open_transports: When given, holds this connection's transport while it is open, so
+            that whoever stops the server can close keep-alive connections (from Python 3.12,
+            ``asyncio.Server.wait_closed`` waits for every one of them).
     """
 
-    def __init__(self, handler: Handler, max_body: int) -> None:
+    def __init__(self, handler: Handler, max_body: int, open_transports: set[asyncio.Transport] | None = None) -> None:
         self._handler = handler
         self._max_body = max_body
+        self._open = open_transports
+        self._registered: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._port = 0
@@ -105,6 +110,10 @@ class ServerProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (not always an asyncio.Transport subclass: uvloop's is not).
         self._transport = cast(asyncio.Transport, transport)
+        if self._open is not None:
+            # Kept apart from _transport, which is cleared as soon as a close is asked for.
+            self._registered = self._transport
+            self._open.add(self._transport)
         sockname = transport.get_extra_info("sockname")
         self._port = sockname[1] if sockname else 0
 
@@ -114,6 +123,8 @@ class ServerProtocol(asyncio.Protocol):
             self._process()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._open is not None and self._registered is not None:
+            self._open.discard(self._registered)
         self._transport = None
         pending, self._pending = self._pending, None
         if pending is not None and not pending.done():

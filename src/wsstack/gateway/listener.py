@@ -35,17 +35,26 @@ class PortSharer(asyncio.Protocol):
     Args:
         websocket: Makes the protocol serving a WebSocket upgrade.
         http: Makes the protocol serving any other HTTP request.
+        undecided: Holds the transport until it goes to the WebSocket server (which closes
+            its own connections) or is lost, so that whoever stops the server can close it.
     """
 
-    def __init__(self, websocket: Callable[[], asyncio.Protocol], http: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        websocket: Callable[[], asyncio.Protocol],
+        http: Callable[[], asyncio.Protocol],
+        undecided: set[asyncio.Transport],
+    ) -> None:
         self._websocket = websocket
         self._http = http
+        self._undecided = undecided
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (not always an asyncio.Transport subclass: uvloop's is not).
         self._transport = cast(asyncio.Transport, transport)
+        self._undecided.add(self._transport)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -56,7 +65,11 @@ class PortSharer(asyncio.Protocol):
         if transport is None:
             return
         request_line = bytes(self._buffer[:line_end]) if line_end >= 0 else b""
-        protocol = self._websocket() if is_websocket_request(request_line) else self._http()
+        if is_websocket_request(request_line):
+            self._undecided.discard(transport)
+            protocol = self._websocket()
+        else:
+            protocol = self._http()  # which takes over the transport's bookkeeping
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         protocol.data_received(bytes(self._buffer))
@@ -64,5 +77,7 @@ class PortSharer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Closed before a whole request line arrived: nothing was handed over.
+        if self._transport is not None:
+            self._undecided.discard(self._transport)
         self._transport = None
         self._buffer.clear()

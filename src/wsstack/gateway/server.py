@@ -164,6 +164,10 @@ class Gateway:
         self._region = region
         self._context: StageContext | None = None
         self._servers: list[Server] = []
+        # Open connections that are not WebSockets (@connections calls, kept alive by boto3's
+        # pool, and connections yet to send a request line): stop() closes them itself, as
+        # websockets closes only its own and the listening server waits for every one.
+        self._other: set[asyncio.Transport] = set()
         self._management = ManagementApi(self, stage, max_payload=self.limits.max_message_bytes)
         self._live: dict[str, _Live] = {}
         # Connections whose $connect succeeded but whose handler has not started yet.
@@ -220,7 +224,8 @@ class Gateway:
         def accept() -> PortSharer:
             return PortSharer(
                 websocket=lambda: self._new_websocket(server),
-                http=lambda: HttpProtocol(self._management, max_body=max_body),
+                http=lambda: HttpProtocol(self._management, max_body=max_body, open_transports=self._other),
+                undecided=self._other,
             )
 
         async def create_server() -> asyncio.Server:
@@ -276,6 +281,10 @@ class Gateway:
             live.server_close = live.server_close or GOING_AWAY
         # Closes open sockets with 1001 and waits for every handler, hence every
         # $disconnect invocation, to finish.
+        for transport in list(self._other):
+            # Aborted, not closed: a TLS close waits for the peer's reply, which an idle
+            # client pool never sends.
+            transport.abort()
         for server in self._servers:
             server.close(code=GOING_AWAY[0], reason=GOING_AWAY[1])
         await asyncio.gather(*(server.wait_closed() for server in self._servers))

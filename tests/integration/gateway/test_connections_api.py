@@ -299,3 +299,26 @@ def test_with_tls_the_secure_port_is_the_domain_name_and_serves_both_over_tls(la
     assert gateway.secure_url == f"wss://{event['requestContext']['domainName']}/{STAGE}"
     assert event["headers"]["X-Forwarded-Proto"] == "https"
     assert received == "over tls"
+
+
+def test_stop_closes_kept_alive_connections_calls_and_silent_connections(lambdas, running) -> None:
+    # boto3 keeps its connection to @connections open between calls; a client may connect and
+    # say nothing. Stopping must close both (from Python 3.12 the listening server waits for
+    # every open connection, so one left open would hang Ctrl-C).
+    async def scenario() -> tuple[bytes, bytes, bytes]:
+        async with running(lambdas) as gateway:
+            host, port = gateway.url.removeprefix("ws://").split("/", 1)[0].split(":")
+            kept, kept_writer = await asyncio.open_connection(host, int(port))
+            kept_writer.write(f"GET /{STAGE}/@connections/{UNKNOWN_ID} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = await asyncio.wait_for(kept.readuntil(b"\r\n\r\n"), WAIT)
+            lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            await asyncio.wait_for(kept.readexactly(int(lengths[0].split(b":")[1])), WAIT)
+            silent, _ = await asyncio.open_connection(host, int(port))
+        # stopped: both see the end of the stream at once
+        rests = [await asyncio.wait_for(reader.read(), WAIT) for reader in (kept, silent)]
+        return head.split(b"\r\n", 1)[0], *rests
+
+    status_line, kept_rest, silent_rest = run(scenario())
+
+    assert status_line == b"HTTP/1.1 410 Gone"
+    assert (kept_rest, silent_rest) == (b"", b"")

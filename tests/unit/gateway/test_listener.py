@@ -54,9 +54,11 @@ def hand_over(*chunks: bytes) -> tuple[FakeTransport, list[Recorder]]:
         made.append(Recorder(name))
         return made[-1]
 
-    sharer = PortSharer(websocket=lambda: factory("websocket"), http=lambda: factory("http"))
+    undecided: set[asyncio.Transport] = set()
+    sharer = PortSharer(websocket=lambda: factory("websocket"), http=lambda: factory("http"), undecided=undecided)
     transport = FakeTransport()
     sharer.connection_made(transport)
+    assert undecided == {transport}
     for chunk in chunks:
         # As asyncio does: once the protocol is switched, the transport feeds the new one.
         receiver = transport.protocol or sharer
