@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
     # uvloop's event loop and transports take about a third less CPU per message than
-    # asyncio's own (measured with the bench's echo: round trip p50 1.45 -> 1.22 ms); where it
+    # asyncio's own (the bench's echo, before and after: round trip p50 1.49 -> 1.22 ms); where it
     # is not installed (it does not build on Windows), asyncio's loop serves the same.
     try:
         import uvloop
