@@ -75,14 +75,17 @@ class ManagementApi:
     def __init__(self, manager: ConnectionManager, stage: str, *, max_payload: int) -> None:
         self._manager = manager
         self._prefix = f"/{stage}/@connections/"
-        self.max_payload = max_payload
+        self._max_payload = max_payload
+        #: How much of a body the HTTP layer should read: well beyond the limit, so that an
+        #: oversize post reaches this API's own 413 (AWS's error shape), not a bare one.
+        self.read_limit = max(4 * max_payload, 1024 * 1024)
 
     def __call__(self, request: Request) -> Response | asyncio.Future[Response]:
         connection_id = self._connection_id(request.path)
         if connection_id is None:
             return _error(403, "ForbiddenException", "Forbidden")
         if request.method == "POST":
-            if len(request.body) > self.max_payload:
+            if len(request.body) > self._max_payload:
                 return _error(413, "PayloadTooLargeException", "Message too long")
             return asyncio.ensure_future(self._post(connection_id, request.body))
         if request.method == "GET":

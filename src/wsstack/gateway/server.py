@@ -217,9 +217,7 @@ class Gateway:
         # tasks, closing with 1001); the listening socket is ours, so that each connection
         # can go to the WebSocket server or to the @connections API by its request line.
         loop = asyncio.get_running_loop()
-        # Oversize posts must reach the API's own 413 (with AWS's error shape), so the HTTP
-        # layer reads well beyond the limit before refusing on its own.
-        max_body = max(4 * self.limits.max_message_bytes, 1024 * 1024)
+        max_body = self._management.read_limit
 
         def accept() -> PortSharer:
             return PortSharer(
