@@ -65,6 +65,7 @@ Passw0rd-demo; run each in its own terminal):
   python -m chatclient --username alice --to bob
   python -m chatclient --username bob          # the conversation opens when alice writes
   python -m chatclient --stack-name chat-dev --region eu-west-1 --username alice --to bob
+  python -m chatclient -u alice -p Passw0rd-demo --print-token   # for wscat, websockets' client...
 """
 
 _TICKS = {MessageStatus.SENT: "✓", MessageStatus.DELIVERED: "✓✓", MessageStatus.READ: "✓✓ read"}
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="on exit, wait this long for unacknowledged messages (default: %(default)s)")
     parser.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
     parser.add_argument("--verbose", "-v", action="store_true", help="log the client's connection details")
+    parser.add_argument("--print-token", action="store_true",
+                        help="sign in, print the ID token (what ?token= takes) and exit, for another WebSocket client")
     return parser
 
 
@@ -429,6 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("chatclient").setLevel(logging.ERROR)
     target = _target(args)
     tokens = _sign_in(target, args.username, _password(args))
+    if args.print_token:
+        print(tokens.id_token)
+        return 0
     try:
         return asyncio.run(_chat(args, target, tokens))
     except KeyboardInterrupt:

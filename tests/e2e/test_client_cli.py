@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jwt
 import pytest
 
 from chatclient import ChatSession, conversation_id
@@ -79,6 +80,21 @@ def test_wrong_password_is_a_clear_error(stack, named_user, tmp_path):
     assert result.returncode != 0
     assert "wrong username or password" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_print_token_gives_an_id_token_any_websocket_client_can_connect_with(stack, named_user, tmp_path):
+    username, tokens = named_user("alice")
+    result = subprocess.run(
+        [sys.executable, "-m", "chatclient", *where(stack, tmp_path), "--username", username,
+         "--password", PASSWORD, "--print-token"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    with ChatSession(stack.target, token) as session:
+        session.send("ping")
+        assert session.receive_until("pong")["type"] == "pong"
+    assert jwt.decode(token, options={"verify_signature": False})["sub"] == tokens.sub
 
 
 def test_terminal_user_chats_with_another_device_and_sees_the_ticks(stack, named_user, tmp_path):
