@@ -18,7 +18,13 @@ import os
 import sys
 from pathlib import Path
 
-from chatclient import ChatSession, Target, conversation_id, ensure_user, remove_user_data, sign_in
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chatclient import ChatSession, Target, conversation_id, ensure_user, remove_user_data, sign_in
+except ModuleNotFoundError as missing:  # run by an interpreter without the project installed
+    sys.exit(f"scripts/seed.py: {missing.name} is not installed for {sys.executable}; run it with "
+             ".venv/bin/python scripts/seed.py (`make up` or `make test` creates .venv).")
 
 #: The demo users, as ``wsstack up`` creates them: username -> (password, attributes).
 DEMO_USERS = {
@@ -38,8 +44,11 @@ def main() -> int:
                         help="remove the demo users and their data instead of creating them")
     args = parser.parse_args()
 
-    target = (Target.from_cloudformation(args.stack_name, args.region) if args.stack_name
-              else Target.from_state_file(Path(args.state_file)))
+    try:
+        target = (Target.from_cloudformation(args.stack_name, args.region) if args.stack_name
+                  else Target.from_state_file(Path(args.state_file)))
+    except (BotoCoreError, ClientError) as exc:  # no credentials, no such stack, ...
+        sys.exit(f"scripts/seed.py: cannot read stack {args.stack_name!r} in {args.region}: {exc}")
     if args.remove:
         tables = (Target.tables_from_cloudformation(args.stack_name, args.region) if args.stack_name
                   else Target.tables_from_state_file(Path(args.state_file)))
