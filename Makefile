@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test bench lint validate build deploy clean
+.PHONY: up test bench lint validate build deploy outputs delete clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): installing the project and its tools (about a minute the first time)"
@@ -29,15 +29,27 @@ lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 
 # `sam validate --lint` needs aws-sam-cli, which is large: installed only on demand.
+SAM := SAM_CLI_TELEMETRY=0 $(BIN)/sam
+
 validate: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,deploy]'
-	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --region us-east-1
+	$(SAM) validate --lint --region us-east-1
 
+# The functions' Runtime is python3.13: sam build runs that interpreter to package them.
 build: validate
-	SAM_CLI_TELEMETRY=0 $(BIN)/sam build
+	@python3.13 -c pass 2>/dev/null || { echo "sam build needs python3.13 on PATH (the template's Runtime): install Python 3.13, or with pyenv list it in PYENV_VERSION"; exit 2; }
+	$(SAM) build
 
+# Deploys with samconfig.toml's defaults (stack messageai-chat); the first time, or to change
+# them: make deploy ARGS="--guided". Needs AWS credentials and a region (AWS_REGION or --region).
 deploy: build
-	SAM_CLI_TELEMETRY=0 $(BIN)/sam deploy --guided
+	$(SAM) deploy $(ARGS)
+
+outputs: validate
+	$(SAM) list stack-outputs $(ARGS)
+
+delete: validate
+	$(SAM) delete $(ARGS)
 
 clean:
 	rm -rf $(VENV) .aws-sam .local .pytest_cache
