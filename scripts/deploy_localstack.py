@@ -24,15 +24,31 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
 import boto3
 import jwt
+from botocore.exceptions import BotoCoreError, ClientError
 
 #: LocalStack as its own Lambda containers reach it.
 FUNCTION_ENDPOINT = "http://localhost.localstack.cloud:4566"
 _PROBE_PASSWORD = "Probe-Passw0rd-1"
+
+
+def wait_for(cognito: Any, seconds: float) -> None:
+    """Return once Cognito answers; LocalStack may still be starting."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            cognito.list_user_pools(MaxResults=1)
+            return
+        except (BotoCoreError, ClientError) as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"deploy_localstack: Cognito at {os.environ['AWS_ENDPOINT_URL']} did not answer "
+                                 f"within {seconds:.0f} s: {exc}") from None
+        time.sleep(2)
 
 
 def issuer_base(cognito: Any) -> str:
@@ -82,12 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default="dev", help="StageName (default: %(default)s)")
     parser.add_argument("--function-endpoint", default=FUNCTION_ENDPOINT, metavar="URL",
                         help="LocalStack as its Lambda functions reach it (default: %(default)s)")
+    parser.add_argument("--wait", type=float, default=120, metavar="SECONDS",
+                        help="how long LocalStack may take to answer (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="print the sam deploy command instead of running it")
     args = parser.parse_args(argv)
     if not os.environ.get("AWS_ENDPOINT_URL"):
         parser.error("AWS_ENDPOINT_URL must name LocalStack (e.g. http://localhost:4566); it is not set.")
 
-    issuer = issuer_base(boto3.client("cognito-idp", region_name=args.region))
+    cognito = boto3.client("cognito-idp", region_name=args.region)
+    wait_for(cognito, args.wait)
+    issuer = issuer_base(cognito)
     command = sam_deploy_command(args, issuer)
     print(f"deploy_localstack: tokens name {issuer}/<pool id>; running: {shlex.join(command)}", flush=True)
     if args.dry_run:
