@@ -46,7 +46,8 @@ CMD ["wsstack", "up", "--host", "0.0.0.0", "--state-file", ".local/stack.json"]
 # ------------------------------------ sam deploy to LocalStack, and the end-to-end suite
 FROM stack AS tools
 
-USER root
+# Installing needs root (uid 0).
+USER 0
 # Versions come from pyproject.toml's bounds, as in `make validate`.
 # hadolint ignore=DL3013
 RUN pip install '.[dev,deploy]'
