@@ -7,6 +7,7 @@ name LocalStack instead, and the same probe reads that.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -51,8 +52,11 @@ def test_the_issuer_is_read_from_a_real_token_and_passed_with_the_emulators_addr
         "CognitoKeysBaseUrl": "http://localhost.localstack.cloud:4566",
         "ConnectionsEndpointUrl": "http://localhost.localstack.cloud:4566",
     }
-    # Every override is a parameter of the template, which sam deploy would otherwise refuse.
-    assert set(overrides) <= set(load_yaml(ROOT / "template.yaml")["Parameters"])
+    # Every override is a parameter of the template, with a value its AllowedPattern accepts:
+    # CloudFormation refuses anything else.
+    declared = load_yaml(ROOT / "template.yaml")["Parameters"]
+    for name, value in overrides.items():
+        assert re.fullmatch(declared[name].get("AllowedPattern", ".*"), value), (name, value)
     # The throwaway pool is gone.
     assert aws_client("cognito-idp", emulator).list_user_pools(MaxResults=10)["UserPools"] == []
 
