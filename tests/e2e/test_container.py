@@ -9,6 +9,7 @@ connects past the authorizer and sends messages both ways. Only loopback traffic
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,11 @@ from container_files import ROOT, compose, copies, exec_form, healthcheck_comman
 
 from .conftest import READY_LINE, ChildProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(bool(os.environ.get("CHAT_E2E_STACK_NAME")),
+                       reason="runs the local stack's image command: not a test of a deployed stack"),
+]
 
 
 def image_workdir(tmp_path: Path) -> Path:
