@@ -36,7 +36,7 @@ USER 10001:10001
 # WebSocket and @connections, the same over TLS (domainName), the AWS emulator.
 EXPOSE 3001 3443 5005
 # Healthy once every server the state file names answers (it is written when the stack is ready).
-HEALTHCHECK --interval=3s --timeout=5s --start-period=60s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "wsstack.health", "--state-file", ".local/stack.json"]
 # Every interface of the container, so that published ports reach it; URLs in the state file
 # name 127.0.0.1, which containers sharing its network (network_mode: service:stack) use too.
