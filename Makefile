@@ -24,9 +24,19 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
+# The container files are checked without a Docker engine: the compose file against the
+# Compose specification's schema, and by docker-compose 1.29 where it is installed (CI installs
+# it); the Dockerfile by hadolint (tests/e2e/test_container.py runs its command).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	@if [ -x $(BIN)/hadolint ]; then $(BIN)/hadolint --no-color --failure-threshold warning Dockerfile; \
+	else echo "lint: skipped hadolint (no build for this platform): Dockerfile not linted"; fi
+	@if command -v docker-compose >/dev/null 2>&1; then \
+	  docker-compose --file docker-compose.yml config --quiet && echo "docker-compose config: ok"; \
+	else echo "lint: skipped docker-compose config (not installed; apt-get install docker-compose):" \
+	  "docker-compose.yml checked against the Compose schema only"; fi
 
 # `sam validate --lint` needs aws-sam-cli, which is large: installed only on demand.
 SAM := SAM_CLI_TELEMETRY=0 $(BIN)/sam

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from wsstack.emulator import PortInUse
+from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, host_argument, outward_address
 from wsstack.logs import FORMATS, configure_logging
 from wsstack.template import TemplateError
 
@@ -134,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "reaches the stage (default: %(default)s)")
     ports.add_argument("--emulator-port", type=int, default=5005, metavar="PORT",
                        help="AWS emulator (moto) port (default: %(default)s)")
+    up.add_argument("--host", type=host_argument, default=DEFAULT_HOST, metavar="ADDRESS",
+                    help="address all of the above listen on: 127.0.0.1 for this machine only, 0.0.0.0 for "
+                    "every interface (in a container, or for a phone on the same network); URLs still name "
+                    "127.0.0.1 (default: %(default)s)")
     up.add_argument("--state-file", default=".local/stack.json", metavar="FILE",
                     help="where to write the stack's URLs and ids as JSON (default: %(default)s)")
     up.add_argument("--users", metavar="FILE",
@@ -226,9 +231,23 @@ def _banner(info: Any, app: Any, state: Path, ready_ms: float) -> str:
         lines.append(f"  {'App client':<18}{info.user_pool_client_id}")
     for index, (username, sub) in enumerate(info.users.items()):
         lines.append(f"  {'' if index else 'Users':<18}{username:<8} sub {sub}")
+    if info.host != DEFAULT_HOST:
+        lines.append(f"  {'Listening on':<18}{_listening(info)}")
     lines.append(f"  {'State file':<18}{state}")
     lines.append(f"  {'Ready in':<18}{ready_ms:.0f} ms")
     return "\n" + "\n".join(lines) + "\n"
+
+
+def _listening(info: Any) -> str:
+    # Bound to every interface, the URLs above name 127.0.0.1: say what another device uses.
+    if info.host != ALL_INTERFACES:
+        return str(info.host)
+    outward = outward_address()
+    if outward is None or not info.websocket_url:
+        return f"{ALL_INTERFACES} (every interface)"
+    scheme, _, rest = info.websocket_url.partition("://")
+    port_and_path = rest.split(":", 1)[1]
+    return f"{ALL_INTERFACES} (every interface; from another device: {scheme}://{outward}:{port_and_path})"
 
 
 def _connect_hint(app: Any, api_id: str) -> str:
@@ -245,7 +264,7 @@ async def _up(args: argparse.Namespace) -> int:
 
     stack = LocalStack(
         Path(args.template), parameters=_parameters(args.parameter), port=args.port,
-        tls_port=args.tls_port, emulator_port=args.emulator_port,
+        tls_port=args.tls_port, emulator_port=args.emulator_port, host=args.host,
         env_vars=_existing(args.env_vars), users=Path(args.users) if args.users else _existing(USERS_FILE),
         users_strict=bool(args.users), limits=_limits(args), function_concurrency=args.function_concurrency,
         code_check_interval=CODE_CHECK_INTERVAL if args.hot_reload else None,

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 
 from wsstack.gateway.core import default_api_id
+from wsstack.hosts import DEFAULT_HOST, url_host
 from wsstack.model import App, Resource
 from wsstack.template import DEFAULT_REGION, TemplateError, resolve
 
@@ -50,16 +51,18 @@ class PortInUse(Exception):
 
 
 class Emulator:
-    """moto server in a child process on 127.0.0.1.
+    """moto server in a child process, on 127.0.0.1 by default.
 
     Args:
         port: TCP port, 0 for a free one.
         python: the interpreter to run moto with.
+        host: the address to listen on; with 0.0.0.0 the endpoint URL still names 127.0.0.1.
     """
 
-    def __init__(self, port: int = 0, python: str = sys.executable) -> None:
+    def __init__(self, port: int = 0, python: str = sys.executable, *, host: str = DEFAULT_HOST) -> None:
         self._port = port
         self._python = python
+        self._host = host
         self._proc: subprocess.Popen[str] | None = None
         self.endpoint_url = ""
 
@@ -74,7 +77,7 @@ class Emulator:
         self._proc = subprocess.Popen(
             # A lean module (standard library only until it serves): start-up is on the
             # critical path. Its name still contains "wsstack.emulator" for tools that look.
-            [self._python, "-m", "wsstack.emulator_server", "--port", str(self._port)],
+            [self._python, "-m", "wsstack.emulator_server", "--port", str(self._port), "--host", self._host],
             # The child exits when this pipe closes, so it cannot outlive us even if we are
             # killed; its own session keeps a terminal's Ctrl-C for us to handle in order.
             stdin=subprocess.PIPE,
@@ -94,10 +97,10 @@ class Emulator:
             self.stop()
             reason = said.get("error") if isinstance(said, dict) else None
             raise PortInUse(
-                f"The AWS emulator could not listen on 127.0.0.1:{self._port}"
+                f"The AWS emulator could not listen on {self._host}:{self._port}"
                 f"{f' ({reason})' if reason else ''}; pass --emulator-port 0 for a free port."
             ) from None
-        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self.endpoint_url = f"http://{url_host(self._host)}:{port}"
         if announce:
             self.announce()
         return self.endpoint_url

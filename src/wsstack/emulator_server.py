@@ -2,7 +2,7 @@
 
 :class:`wsstack.emulator.Emulator` runs this module. It prints one JSON line on stdout,
 ``{"port": N}`` once the socket is bound (or ``{"error": "..."}`` if it cannot be), serves
-moto on 127.0.0.1 until its stdin closes or it gets SIGTERM/SIGINT, and prints nothing
+moto on 127.0.0.1 (or ``--host``) until its stdin closes or it gets SIGTERM/SIGINT, and prints nothing
 else on stdout.
 
 Start-up time is on the stack's critical path, so only the standard library is imported
@@ -53,14 +53,14 @@ _WARM_ACCESS_KEY = "testing"
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def serve(port: int) -> None:
-    """Run moto on 127.0.0.1:``port`` (0 for a free port) and announce the bound port on stdout."""
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Run moto on ``host``:``port`` (0 for a free port) and announce the bound port on stdout."""
     # Bound here rather than by werkzeug, which reports a port in use on stderr and exits,
     # and before moto's imports, so that a port in use is told at once.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug's own would
     try:
-        sock.bind(("127.0.0.1", port))
+        sock.bind((host, port))
         sock.listen(128)
     except OSError as exc:
         sock.close()
@@ -84,7 +84,7 @@ def serve(port: int) -> None:
 
     with sock:  # the server serves a duplicate of it
         server = make_server(
-            "127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler, fd=sock.fileno()
+            host, port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler, fd=sock.fileno()
         )
     print(json.dumps({"port": server.server_address[1]}), flush=True)
     # Everything lives in memory and is discarded on exit, so there is nothing to flush:
@@ -157,10 +157,12 @@ def _call(app: _WSGIApp, environ: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry: ``--port N`` (0 = a free port)."""
-    parser = argparse.ArgumentParser(description="Run the embedded AWS emulator (moto) on 127.0.0.1.")
+    """Command-line entry: ``--port N`` (0 = a free port), ``--host ADDRESS`` (default 127.0.0.1)."""
+    parser = argparse.ArgumentParser(description="Run the embedded AWS emulator (moto).")
     parser.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
-    serve(parser.parse_args(argv).port)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    args = parser.parse_args(argv)
+    serve(args.port, args.host)
 
 
 if __name__ == "__main__":

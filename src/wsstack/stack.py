@@ -23,6 +23,7 @@ from pathlib import Path
 from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, aws_client, create_resources
 from wsstack.gateway.core import Limits
 from wsstack.gateway.server import Gateway
+from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outward_address
 from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
 from wsstack.template import DEFAULT_REGION, TemplateError, load_app, read_json_file, resolve
@@ -74,6 +75,9 @@ class StackInfo:
     #: The certificate of the gateways' TLS ports, to trust when calling them over TLS
     #: (Lambdas get it as ``AWS_CA_BUNDLE``).
     ca_bundle: str = ""
+    #: The address every server listens on (``--host``); the URLs above name 127.0.0.1
+    #: when it is 0.0.0.0.
+    host: str = DEFAULT_HOST
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -201,6 +205,8 @@ class LocalStack:
         port: WebSocket and ``@connections`` port of the first API stage (0 = free port).
         tls_port: the same over TLS, the first stage's ``domainName`` (0 = free port).
         emulator_port: moto's port (0 = free port).
+        host: the address the gateways and moto listen on: 127.0.0.1 (this machine only) or
+            0.0.0.0 (every interface; URLs still name 127.0.0.1, see :mod:`wsstack.hosts`).
         env_vars: an overrides file in ``sam local``'s ``--env-vars`` format.
         users: a users file (see :mod:`wsstack.users`): users created in the template's
             pools before :meth:`start` returns.
@@ -225,6 +231,7 @@ class LocalStack:
         port: int = 0,
         tls_port: int = 0,
         emulator_port: int = 0,
+        host: str = DEFAULT_HOST,
         env_vars: Path | None = None,
         users: Path | None = None,
         users_strict: bool = True,
@@ -238,12 +245,13 @@ class LocalStack:
         self.parameters = dict(parameters or {})
         self.region = region
         self._ports = (port, tls_port)
+        self.host = host
         self._env_vars = env_vars
         self._users = users
         self._users_strict = users_strict
         self._limits = limits
         self._require_api = require_api
-        self.emulator = Emulator(port=emulator_port)
+        self.emulator = Emulator(port=emulator_port, host=host)
         self.runtime = LambdaRuntime(
             default_concurrency=function_concurrency,
             code_check_interval=code_check_interval,
@@ -300,7 +308,7 @@ class LocalStack:
             for stage in api.stages:
                 port, tls_port = (0, 0) if self.gateways else self._ports
                 gateway = Gateway(
-                    api, stage, self.runtime.submit, port=port, tls=tls, tls_port=tls_port,
+                    api, stage, self.runtime.submit, host=self.host, port=port, tls=tls, tls_port=tls_port,
                     limits=self._limits, api_id=refs.get(api.logical_id), region=self.region,
                 )
                 # Listed before it starts, so stop() also closes a half-started gateway.
@@ -309,7 +317,7 @@ class LocalStack:
                     await gateway.start()
                 except OSError as exc:
                     raise PortInUse(
-                        f"The gateway for {api.logical_id} stage {stage} could not listen on 127.0.0.1 "
+                        f"The gateway for {api.logical_id} stage {stage} could not listen on {self.host} "
                         f"(port {port}, TLS port {tls_port}): {exc.strerror or exc}; "
                         "pass --port 0 and --tls-port 0 for free ports."
                     ) from None
@@ -344,12 +352,15 @@ class LocalStack:
             apis=apis,
             users=users,
             ca_bundle=str(certificate.cert_path) if certificate else "",
+            host=self.host,
         )
         return self.info
 
     def _certificate(self) -> LocalCertificate:
         self._certificate_dir = tempfile.TemporaryDirectory(prefix="wsstack-tls-")
-        return LocalCertificate.create(Path(self._certificate_dir.name), ["127.0.0.1", "localhost"])
+        # Workers and local clients name 127.0.0.1; other devices, the address they reach.
+        outward = outward_address() if self.host == ALL_INTERFACES else None
+        return LocalCertificate.create(Path(self._certificate_dir.name), certificate_names(self.host, outward))
 
     async def stop(self) -> None:
         """Close sockets (running ``$disconnect``), stop workers, then the emulator."""

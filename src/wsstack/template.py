@@ -58,8 +58,8 @@ def _construct_intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> di
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "Ref":
-        return {"Ref": value}
+    if suffix in ("Ref", "Condition"):  # the two long forms without "Fn::"
+        return {suffix: value}
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {f"Fn::{suffix}": value}
@@ -97,7 +97,7 @@ def load_app(
     path = Path(path)
     template = load_yaml(path)
     params = _parameter_values(template, parameters or {})
-    translated = _translate(template, params, region)
+    translated = _apply_conditions(_translate(template, params, region), params, region)
     resources = {
         logical_id: Resource(logical_id, body.get("Type", ""), body.get("Properties") or {})
         for logical_id, body in translated.get("Resources", {}).items()
@@ -160,6 +160,83 @@ def _translate(template: dict[str, Any], params: dict[str, str], region: str) ->
     except InvalidDocumentException as exc:
         causes = "; ".join(str(cause) for cause in exc.causes)
         raise TemplateError(f"The SAM translator rejected the template: {causes}") from None
+
+
+#: What a ``Ref AWS::NoValue`` stands for while conditions are applied: the property goes.
+_NO_VALUE = object()
+
+
+def _apply_conditions(translated: dict[str, Any], params: Mapping[str, str], region: str) -> dict[str, Any]:
+    """Settle the template's ``Conditions`` with the parameter values, as CloudFormation does.
+
+    Each ``Fn::If`` becomes the branch its condition picks, a ``Ref: AWS::NoValue`` removes
+    the property it is the value of, and resources and outputs whose ``Condition`` is false
+    are left out. Conditions depend only on parameters and pseudo parameters, so they are
+    known before anything is created.
+    """
+    conditions = _Conditions(translated.get("Conditions") or {}, params, region)
+
+    def kept(section: str) -> dict[str, Any]:
+        entries = translated.get(section) or {}
+        return {
+            name: conditions.choose(body) for name, body in entries.items()
+            if not isinstance(body, dict) or "Condition" not in body or conditions.value(body["Condition"])
+        }
+
+    return {**translated, "Resources": kept("Resources"), "Outputs": kept("Outputs")}
+
+
+class _Conditions:
+    """The template's conditions, each evaluated once, on first use."""
+
+    def __init__(self, declared: Mapping[str, Any], params: Mapping[str, str], region: str) -> None:
+        self._declared = declared
+        self._params = params
+        self._region = region
+        self._settled: dict[str, bool] = {}
+
+    def value(self, name: Any, seen: tuple[str, ...] = ()) -> bool:
+        if not isinstance(name, str) or name not in self._declared:
+            raise TemplateError(f"Condition {name!r} is not declared under Conditions.")
+        if name in seen:
+            raise TemplateError(f"Condition {name} depends on itself.")
+        if name not in self._settled:
+            self._settled[name] = self._evaluate(self._declared[name], (*seen, name))
+        return self._settled[name]
+
+    def _evaluate(self, node: Any, seen: tuple[str, ...]) -> bool:
+        key, arg = next(iter(node.items())) if isinstance(node, dict) and len(node) == 1 else ("", None)
+        if key == "Condition":
+            return self.value(arg, seen)
+        if key == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
+            return not self._evaluate(arg[0], seen)
+        if key in ("Fn::And", "Fn::Or") and isinstance(arg, list):
+            results = [self._evaluate(item, seen) for item in arg]
+            return all(results) if key == "Fn::And" else any(results)
+        if key == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
+            left, right = (str(resolve(item, {}, self._params, region=self._region)) for item in arg)
+            return left == right
+        raise TemplateError(
+            f"Condition {seen[-1]} cannot be evaluated locally; build it from Fn::Equals, Fn::Not, "
+            "Fn::And, Fn::Or and Condition."
+        )
+
+    def choose(self, node: Any) -> Any:
+        """``node`` with every ``Fn::If`` replaced by its chosen branch and ``AWS::NoValue`` removed."""
+        if isinstance(node, list):
+            return [item for item in map(self.choose, node) if item is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, arg),) = node.items()
+            if key == "Fn::If":
+                if not isinstance(arg, list) or len(arg) != 3:
+                    raise TemplateError(f"Fn::If takes [condition, value if true, value if false], not {arg!r}.")
+                return self.choose(arg[1] if self.value(arg[0]) else arg[2])
+            if key == "Ref" and arg == "AWS::NoValue":
+                return _NO_VALUE
+        chosen = {key: self.choose(value) for key, value in node.items()}
+        return {key: value for key, value in chosen.items() if value is not _NO_VALUE}
 
 
 def _functions(resources: dict[str, Resource], base_dir: Path) -> dict[str, Function]:

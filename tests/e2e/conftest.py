@@ -59,9 +59,8 @@ class ChildProcess:
     child never blocks on a full pipe and tests can wait, bounded, for what it prints."""
 
     def __init__(self, argv: list[str], **popen: Any) -> None:
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
-        )
+        popen.setdefault("cwd", ROOT)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
         #: Every line printed so far.
         self.output: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()

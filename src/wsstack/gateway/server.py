@@ -59,6 +59,7 @@ from wsstack.gateway.core import (
 )
 from wsstack.gateway.listener import PortSharer
 from wsstack.gateway.management import ManagementApi
+from wsstack.hosts import url_host
 from wsstack.http11 import ServerProtocol as HttpProtocol
 from wsstack.model import InvocationResult, Route, WebSocketApi
 
@@ -118,7 +119,8 @@ class Gateway:
         api: The WebSocket API (routes, authorizer, route selection expression).
         stage: The stage served; clients connect to ``ws://host:port/<stage>``.
         invoke: Runs a Lambda: ``await invoke(function_logical_id, event)``.
-        host: Interface to listen on.
+        host: Interface to listen on; URLs and ``domainName`` name 127.0.0.1 when it
+            is 0.0.0.0 (see :func:`wsstack.hosts.url_host`).
         port: Port for WebSocket clients and ``@connections``, 0 for any free port.
         tls: When given, a second port serves the same over TLS with this context, and
             events name it as ``domainName``.
@@ -194,12 +196,13 @@ class Gateway:
             raise RuntimeError("the gateway is already started")
         plain = await self._listen(self._port, None)
         port = plain.sockets[0].getsockname()[1]
-        self.url = f"ws://{self._host}:{port}/{self.stage}"
-        self.management_url = f"http://{self._host}:{port}/{self.stage}"
-        domain_name = f"{self._host}:{port}"
+        host = url_host(self._host)
+        self.url = f"ws://{host}:{port}/{self.stage}"
+        self.management_url = f"http://{host}:{port}/{self.stage}"
+        domain_name = f"{host}:{port}"
         if self._tls is not None:
             secure = await self._listen(self._tls_port, self._tls)
-            domain_name = f"{self._host}:{secure.sockets[0].getsockname()[1]}"
+            domain_name = f"{host}:{secure.sockets[0].getsockname()[1]}"
             self.secure_url = f"wss://{domain_name}/{self.stage}"
         self._context = StageContext(
             api_id=self._api_id,
