@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from wsstack.model import Function
-from wsstack.stack import _warn_unenforced, function_environment, local_endpoints
+from wsstack.stack import ApiInfo, _warn_unenforced, function_environment, local_endpoints
 from wsstack.template import TemplateError, load_app, resolve
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -301,9 +300,9 @@ def test_an_environment_variable_that_cannot_be_resolved_names_function_and_vari
 
 
 def test_aws_urls_of_served_stages_are_rewritten_to_local_ones(app):
-    stage = SimpleNamespace(
-        context=SimpleNamespace(api_id="abc123defg"), stage="dev",
-        url="ws://127.0.0.1:4001/dev", management_url="http://127.0.0.1:4002/dev",
+    stage = ApiInfo(
+        api="Api", name="Api", api_id="abc123defg", stage="dev",
+        websocket_url="ws://127.0.0.1:4001/dev", connections_url="http://127.0.0.1:4002/dev/@connections",
     )
     fn = app.functions["SendMessageFunction"]
     urls = {
