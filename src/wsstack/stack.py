@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, aws_client, create_resources
 from wsstack.gateway.core import Limits
 from wsstack.gateway.server import Gateway
@@ -192,6 +194,24 @@ async def stack_answers(info: StackInfo, timeout: float = 1.0) -> bool:
     urls = [info.aws_endpoint, *(f"{api.connections_url}/{_PROBE_CONNECTION_ID}" for api in info.apis)]
     statuses = await asyncio.gather(*(loop.run_in_executor(None, _http_status, url, timeout) for url in urls))
     return statuses[0] is not None and all(status == 410 for status in statuses[1:])
+
+
+def _stream_arns(app: App, running: StackInfo) -> dict[str, str]:
+    """``Fn::GetAtt Table.StreamArn`` of the running stack's tables (the state file lacks them)."""
+    streamed = [r for r in app.of_type("AWS::DynamoDB::Table") if "StreamSpecification" in r.properties]
+    if not streamed:
+        return {}
+    client = aws_client("dynamodb", running.aws_endpoint, running.region)
+    arns = {}
+    for table in streamed:
+        name = running.resources[table.logical_id]
+        try:
+            described = client.describe_table(TableName=name)["Table"]
+        except (BotoCoreError, ClientError) as exc:
+            raise StackMismatch(f"its table {name} cannot be described ({exc})") from None
+        if described.get("LatestStreamArn"):
+            arns[f"{table.logical_id}.StreamArn"] = described["LatestStreamArn"]
+    return arns
 
 
 class StackMismatch(Exception):
@@ -526,6 +546,7 @@ class LocalStack:
         # Function names as this template names them (a stack started by an older version
         # may have recorded logical ids).
         refs = {**running.resources, **{fn.logical_id: fn.name for fn in app.functions.values()}}
+        refs.update(await asyncio.get_running_loop().run_in_executor(None, _stream_arns, app, running))
         ca_bundle = running.ca_bundle if running.ca_bundle and Path(running.ca_bundle).is_file() else None
         self._add_functions(app, refs, running.apis, overrides, running.aws_endpoint, ca_bundle)
         await self.runtime.start()
