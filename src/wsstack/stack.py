@@ -303,7 +303,8 @@ def local_event(event: Any, stage: ApiInfo, served: Sequence[ApiInfo]) -> tuple[
             event["methodArn"] = method_arn.replace(was, f":{stage.api_id}/{stage.stage}/", 1)
     note = (
         f"the event names {domain}/{context.get('stage')}, which is not served here; it now names the local "
-        f"gateway {stage.domain_name}/{stage.stage} (apiId {stage.api_id}), so @connections calls reach it"
+        f"gateway {stage.domain_name}/{stage.stage} (apiId {stage.api_id}), so that what the function sends to "
+        "https://{domainName}/{stage} reaches it"
     )
     return event, note
 
