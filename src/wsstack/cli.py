@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  wsstack invoke SendMessageFunction -e events/send_message.json\n"
             "  wsstack invoke websocket-sendMessage_dev -e events/send_message.json --fresh\n"
-            "  echo '{}' | wsstack invoke DefaultFunction -e - --env-vars env.local.json"
+            "  wsstack invoke PingFunction -e - --env-vars env.local.json < events/ping.json"
         ),
     )
     invoke.add_argument("function", help="the function's logical id (SendMessageFunction) or its FunctionName "
