@@ -196,6 +196,26 @@ async def stack_answers(info: StackInfo, timeout: float = 1.0) -> bool:
     return statuses[0] is not None and all(status == 410 for status in statuses[1:])
 
 
+def _mismatch(app: App, running: StackInfo) -> str | None:
+    """How a running stack differs from what ``app`` needs, or None when it serves it."""
+    created = ("AWS::DynamoDB::Table", "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient")
+    missing = [r.logical_id for kind in created for r in app.of_type(kind) if r.logical_id not in running.resources]
+    served = {(stage.api, stage.stage) for stage in running.apis}
+    missing += [f"{api.logical_id} stage {stage}" for api in app.apis.values() for stage in api.stages
+                if (api.logical_id, stage) not in served]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    # A table named from parameters (Messages_${NameSuffix}) must be the one asked for.
+    for table in app.of_type("AWS::DynamoDB::Table"):
+        try:
+            name = resolve(table.properties.get("TableName") or table.logical_id, {}, app.parameters)
+        except TemplateError:
+            continue  # named after another resource: nothing to compare without creating it
+        if name != running.resources[table.logical_id]:
+            return f"its {table.logical_id} is {running.resources[table.logical_id]}, not {name}"
+    return None
+
+
 def _stream_arns(app: App, running: StackInfo) -> dict[str, str]:
     """``Fn::GetAtt Table.StreamArn`` of the running stack's tables (the state file lacks them)."""
     streamed = [r for r in app.of_type("AWS::DynamoDB::Table") if "StreamSpecification" in r.properties]
@@ -537,12 +557,9 @@ class LocalStack:
         self.region = running.region
         app = self.app = load_app(self.template, self.parameters, region=self.region)
         _warn_unenforced(app)
-        created = ("AWS::DynamoDB::Table", "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient")
-        missing = [r.logical_id for kind in created for r in app.of_type(kind) if r.logical_id not in running.resources]
-        served = {stage.api for stage in running.apis}
-        missing += [api for api in app.apis if api not in served]
-        if missing:
-            raise StackMismatch(f"it has no {', '.join(missing)}, so it serves another template than {self.template}")
+        mismatch = _mismatch(app, running)
+        if mismatch:
+            raise StackMismatch(f"{mismatch}, so it serves another template or other parameters than {self.template}")
         overrides = load_env_vars(self._env_vars)
         # Function names as this template names them (a stack started by an older version
         # may have recorded logical ids).

@@ -74,7 +74,8 @@ def test_an_event_recorded_on_aws_reaches_a_client_of_the_running_stack(sam_app,
 def test_a_running_stack_of_another_template_is_not_used(sam_app, fixtures):
     stack = LocalStack(fixtures / "raw_two_apis" / "template.yaml", running=sam_app.info, code_check_interval=None)
 
-    with pytest.raises(StackMismatch, match=r"it has no PublicApi, AdminApi, so it serves another template"):
+    with pytest.raises(StackMismatch, match=r"^it has no PublicApi stage dev, PublicApi stage prod, AdminApi stage "
+                       r"live, so it serves another template or other parameters than .*raw_two_apis"):
         run(stack.start())
 
 
@@ -94,3 +95,11 @@ def test_a_stack_answers_only_while_its_emulator_and_gateways_do(sam_app):
     assert run(stack_answers(replace(sam_app.info, aws_endpoint=gone))) is False
     assert run(stack_answers(replace(sam_app.info, apis=[replace(stage, connections_url=gone)]))) is False
     assert run(stack_answers(replace(sam_app.info, apis=[not_a_gateway]))) is False
+
+
+def test_a_running_stack_started_with_other_parameters_is_not_used(sam_app, fixtures):
+    stack = LocalStack(fixtures / "sam_websocket_api" / "template.yaml", parameters={"StageName": "prod"},
+                       running=sam_app.info, code_check_interval=None)
+
+    with pytest.raises(StackMismatch, match=r"^it has no NotesApi stage prod, so it serves another template or"):
+        run(stack.start())

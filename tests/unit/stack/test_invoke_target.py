@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
-from wsstack.stack import ApiInfo, StackInfo, local_event, read_state_file
+from wsstack.stack import ApiInfo, StackInfo, _mismatch, local_event, read_state_file
+from wsstack.template import load_app
 
 STAGE = ApiInfo(
     api="ChatWebSocketApi", name="MessageAI-WebSocket_dev", api_id="4b5v60kqhi", stage="dev",
@@ -100,3 +102,16 @@ def test_an_event_recorded_on_aws_is_pointed_at_the_local_stage():
 ])
 def test_an_event_naming_a_local_gateway_or_none_is_left_alone(event):
     assert local_event(event, STAGE, [STAGE]) == (event, None)
+
+
+def test_a_running_stack_whose_tables_are_named_from_other_parameters_is_another_stack():
+    root = Path(__file__).resolve().parents[3]
+    dev = load_app(root / "template.yaml")
+    # What `wsstack up` with the default parameters created.
+    tables = {t.logical_id: t.logical_id.removesuffix("Table") + "_dev" for t in dev.of_type("AWS::DynamoDB::Table")}
+    pool = {"UserPool": "us-east-1_abc", "UserPoolClient": "client"}
+    running = StackInfo(**{**asdict(INFO), "apis": [STAGE], "resources": {**tables, **pool}})
+
+    assert _mismatch(dev, running) is None
+    assert _mismatch(load_app(root / "template.yaml", {"NameSuffix": "AlexHo"}), running) == (
+        "its ConnectionsTable is Connections_dev, not Connections_AlexHo")
