@@ -205,6 +205,9 @@ def _mismatch(app: App, running: StackInfo) -> str | None:
                 if (api.logical_id, stage) not in served]
     if missing:
         return f"it has no {', '.join(missing)}"
+    if any(stage.secure_websocket_url for stage in running.apis) and not Path(running.ca_bundle or ".").is_file():
+        # Without it, https://{domainName}/{stage} cannot be trusted.
+        return f"its gateways' certificate {running.ca_bundle or '(not named)'} cannot be read"
     # A table named from parameters (Messages_${NameSuffix}) must be the one asked for.
     for table in app.of_type("AWS::DynamoDB::Table"):
         try:
@@ -565,8 +568,7 @@ class LocalStack:
         # may have recorded logical ids).
         refs = {**running.resources, **{fn.logical_id: fn.name for fn in app.functions.values()}}
         refs.update(await asyncio.get_running_loop().run_in_executor(None, _stream_arns, app, running))
-        ca_bundle = running.ca_bundle if running.ca_bundle and Path(running.ca_bundle).is_file() else None
-        self._add_functions(app, refs, running.apis, overrides, running.aws_endpoint, ca_bundle)
+        self._add_functions(app, refs, running.apis, overrides, running.aws_endpoint, running.ca_bundle or None)
         await self.runtime.start()
         self.info = running
         return running

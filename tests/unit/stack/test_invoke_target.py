@@ -104,14 +104,19 @@ def test_an_event_naming_a_local_gateway_or_none_is_left_alone(event):
     assert local_event(event, STAGE, [STAGE]) == (event, None)
 
 
-def test_a_running_stack_whose_tables_are_named_from_other_parameters_is_another_stack():
+def test_a_running_stack_with_other_table_names_or_no_certificate_is_another_stack(tmp_path):
     root = Path(__file__).resolve().parents[3]
     dev = load_app(root / "template.yaml")
     # What `wsstack up` with the default parameters created.
     tables = {t.logical_id: t.logical_id.removesuffix("Table") + "_dev" for t in dev.of_type("AWS::DynamoDB::Table")}
     pool = {"UserPool": "us-east-1_abc", "UserPoolClient": "client"}
-    running = StackInfo(**{**asdict(INFO), "apis": [STAGE], "resources": {**tables, **pool}})
+    (tmp_path / "ca.pem").write_text("certificate")
+    running = StackInfo(**{**asdict(INFO), "apis": [STAGE], "resources": {**tables, **pool},
+                           "ca_bundle": str(tmp_path / "ca.pem")})
 
     assert _mismatch(dev, running) is None
     assert _mismatch(load_app(root / "template.yaml", {"NameSuffix": "AlexHo"}), running) == (
         "its ConnectionsTable is Connections_dev, not Connections_AlexHo")
+    # Its certificate went with it: https://{domainName}/{stage} could not be trusted.
+    (tmp_path / "ca.pem").unlink()
+    assert _mismatch(dev, running) == f"its gateways' certificate {tmp_path / 'ca.pem'} cannot be read"
