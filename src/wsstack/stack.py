@@ -211,7 +211,8 @@ def _mismatch(app: App, running: StackInfo) -> str | None:
     # A table named from parameters (Messages_${NameSuffix}) must be the one asked for.
     for table in app.of_type("AWS::DynamoDB::Table"):
         try:
-            name = resolve(table.properties.get("TableName") or table.logical_id, {}, app.parameters)
+            name = resolve(table.properties.get("TableName") or table.logical_id, {}, app.parameters,
+                           region=running.region)
         except TemplateError:
             continue  # named after another resource: nothing to compare without creating it
         if name != running.resources[table.logical_id]:
