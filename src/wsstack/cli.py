@@ -17,11 +17,14 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsstack.emulator import PortInUse
 from wsstack.logs import FORMATS, configure_logging
 from wsstack.template import TemplateError
+
+if TYPE_CHECKING:  # imported where used: `wsstack --help` stays quick
+    from wsstack.stack import StackInfo
 
 __all__ = ["main"]
 
@@ -327,7 +330,7 @@ def _read_event(name: str | None) -> Any:
         raise TemplateError(f"{source} is not valid JSON: {exc}.") from None
 
 
-async def _running_stack(state_file: Path) -> Any:
+async def _running_stack(state_file: Path) -> StackInfo | None:
     """The stack ``wsstack up`` runs, as its state file describes it, if it answers; else None."""
     from wsstack.stack import read_state_file, stack_answers
 
