@@ -17,12 +17,15 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsstack.emulator import PortInUse
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, host_argument, outward_address
 from wsstack.logs import FORMATS, configure_logging
 from wsstack.template import TemplateError
+
+if TYPE_CHECKING:  # imported where used: `wsstack --help` stays quick
+    from wsstack.stack import StackInfo
 
 __all__ = ["main"]
 
@@ -164,18 +167,37 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run one function of the template once, as `sam local invoke` does but without Docker:\n"
             "its tables and user pools exist and its environment is the template's. The result (or\n"
-            "AWS's error object) is printed on stdout as JSON; logs go to stderr."
+            "AWS's error object) is printed on stdout as JSON; logs go to stderr.\n"
+            "\n"
+            "When `wsstack up` is running (its state file names a stack that answers), the function\n"
+            "uses that stack's tables, user pools and gateway, so what it stores and posts shows\n"
+            "there; otherwise an emulator and a gateway are started for this run, with empty tables.\n"
+            "An event whose requestContext.domainName is not a local gateway (one recorded on AWS,\n"
+            "like those in events/) is pointed at the local one: its domainName, stage and apiId\n"
+            "are replaced, and a log line says so, so that @connections calls reach it."
         ),
         epilog=(
-            "exit status: 0 the function succeeded, 1 it failed, 2 the command or template is wrong\n"
+            "exit status:\n"
+            "  0  the function returned a result (a statusCode below 500 if it has one)\n"
+            "  1  it failed: an unhandled exception, a timeout, a crash, or a statusCode of 500 or more\n"
+            "  2  the command, the event file or the template is wrong\n"
             "\n"
             "examples:\n"
             "  wsstack invoke SendMessageFunction -e events/send_message.json\n"
-            "  echo '{}' | wsstack invoke DefaultFunction -e - --env-vars env.local.json"
+            "  wsstack invoke websocket-sendMessage_dev -e events/send_message.json --fresh\n"
+            "  wsstack invoke PingFunction -e - --env-vars env.local.json < events/ping.json"
         ),
     )
-    invoke.add_argument("function", help="logical id of the function, e.g. SendMessageFunction")
+    invoke.add_argument("function", help="the function's logical id (SendMessageFunction) or its FunctionName "
+                        "(websocket-sendMessage_dev)")
     invoke.add_argument("-e", "--event", metavar="FILE", help="event JSON file ('-' for stdin; default: {})")
+    stack = invoke.add_argument_group("stack")
+    stack.add_argument("--state-file", default=".local/stack.json", metavar="FILE",
+                       help="state file of a running `wsstack up`, whose stack the function uses if it answers "
+                       "(default: %(default)s)")
+    stack.add_argument("--fresh", action="store_true",
+                       help="start an emulator and a gateway for this run, with empty tables, even when a stack "
+                       "is running")
     _add_template_options(invoke)
     return parser
 
@@ -314,32 +336,83 @@ async def _start_seed(command: str, state: Path) -> asyncio.subprocess.Process |
     return proc
 
 
-async def _invoke(args: argparse.Namespace) -> int:
-    from wsstack.stack import LocalStack
-
-    event: Any = {}
-    if args.event:
-        source = "The event on stdin" if args.event == "-" else f"Event file {args.event}"
-        try:
-            text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text(encoding="utf-8")
-            event = json.loads(text)
-        except FileNotFoundError:
-            raise TemplateError(f"{source} does not exist; pass a JSON file such as events/connect.json.") from None
-        except ValueError as exc:
-            raise TemplateError(f"{source} is not valid JSON: {exc}.") from None
-    stack = LocalStack(Path(args.template), parameters=_parameters(args.parameter),
-                       env_vars=_existing(args.env_vars), code_check_interval=None, require_api=False)
+def _read_event(name: str | None) -> Any:
+    if not name:
+        return {}
+    source = "The event on stdin" if name == "-" else f"Event file {name}"
     try:
-        await stack.start()
-        assert stack.app is not None
-        if args.function not in stack.app.functions:
-            known = ", ".join(sorted(stack.app.functions))
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        return json.loads(text)
+    except FileNotFoundError:
+        raise TemplateError(f"{source} does not exist; pass a JSON file such as events/connect.json.") from None
+    except ValueError as exc:
+        raise TemplateError(f"{source} is not valid JSON: {exc}.") from None
+
+
+async def _running_stack(state_file: Path) -> StackInfo | None:
+    """The stack ``wsstack up`` runs, as its state file describes it, if it answers; else None."""
+    from wsstack.stack import read_state_file, stack_answers
+
+    info = read_state_file(state_file)
+    if info is None:
+        log.info("no running stack in %s: starting an emulator and a gateway for this run", state_file)
+        return None
+    if not await stack_answers(info):
+        log.info("the stack in %s does not answer (stopped?): starting an emulator and a gateway for this run",
+                 state_file)
+        return None
+    log.info("using the running stack of %s (AWS endpoint %s)", state_file, info.aws_endpoint)
+    return info
+
+
+def _status_code(payload: Any) -> int | None:
+    status = payload.get("statusCode") if isinstance(payload, dict) else None
+    if isinstance(status, str) and status.isdigit():
+        return int(status)
+    return status if isinstance(status, int) and not isinstance(status, bool) else None
+
+
+async def _invoke(args: argparse.Namespace) -> int:
+    from wsstack.stack import LocalStack, StackMismatch, local_event
+
+    event = _read_event(args.event)
+    options: dict[str, Any] = dict(
+        parameters=_parameters(args.parameter), env_vars=_existing(args.env_vars), code_check_interval=None,
+        require_api=False,
+    )
+    running = None if args.fresh else await _running_stack(Path(args.state_file))
+    stack = LocalStack(Path(args.template), running=running, **options)
+    try:
+        try:
+            await stack.start()
+        except StackMismatch as exc:
+            log.info("the running stack of %s is not used: %s; starting one for this run", args.state_file, exc)
+            stack = LocalStack(Path(args.template), **options)
+            await stack.start()
+        fn = stack.find_function(args.function)
+        if fn is None:
+            assert stack.app is not None
+            known = ", ".join(
+                other.logical_id if other.name == other.logical_id else f"{other.logical_id} ({other.name})"
+                for other in sorted(stack.app.functions.values(), key=lambda other: other.logical_id)
+            )
             raise TemplateError(f"No function {args.function!r} in {args.template}; known: {known}.")
-        result = await stack.runtime.invoke(args.function, event)
+        stage = stack.stage_of(fn.logical_id)
+        if stage is not None and stack.info is not None:
+            event, note = local_event(event, stage, stack.info.apis)
+            if note:
+                log.info("%s", note)
+        result = await stack.runtime.invoke(fn.logical_id, event)
     finally:
         await stack.stop()
     print(json.dumps(result.payload if result.ok else result.error, indent=2))
-    return 0 if result.ok else 1
+    if not result.ok:
+        return 1
+    status = _status_code(result.payload)
+    if status is not None and status >= 500:
+        log.error("%s answered statusCode %s: a failure (exit status 1)", fn.logical_id, status)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

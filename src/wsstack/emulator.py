@@ -232,11 +232,12 @@ def create_resources(
     Returns:
         What ``Ref`` gives for each created resource, by logical id (table name, pool id,
         client id); the same for resources that exist only as names locally (functions,
-        APIs and their stages, routes, integrations, authorizers, roles); and, under
+        by ``FunctionName`` where set; APIs and their stages, routes, integrations, authorizers, roles); and, under
         ``"<LogicalId>.<Attribute>"``, ``Fn::GetAtt`` values known only once created (a
         table's ``StreamArn``). Pass the result to :func:`~wsstack.template.resolve`.
     """
-    refs: dict[str, str] = {fn: fn for fn in app.functions}
+    # A function's Ref is its name, as on AWS: FunctionName where set, else the logical id.
+    refs: dict[str, str] = {fn.logical_id: fn.name for fn in app.functions.values()}
     refs.update({api.logical_id: default_api_id(api.logical_id) for api in app.apis.values()})
     refs.update(_named_only_locally(app, refs))
     # One client per service, made here: building clients from boto3's shared default session

@@ -5,18 +5,20 @@ disconnect; ``wsstack.runtime`` one line per invocation (function, request id, d
 cold or warm); ``wsstack.fn.<LogicalId>`` each line a function printed, Powertools' JSON
 included. The facts of each line also ride on the record as attributes (``function``,
 ``request_id``, ``duration_ms``, ``cold_start``...), which :class:`JsonFormatter` writes out
-as fields.
+as fields. A function's line keeps the level the function gave it (see :func:`function_line_level`),
+so ``--log-level WARNING`` shows its warnings and errors and an ERROR stands out as one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["FORMATS", "JsonFormatter", "configure_logging"]
+__all__ = ["FORMATS", "JsonFormatter", "configure_logging", "function_line_level"]
 
 FORMATS = ("text", "json")
 
@@ -25,6 +27,44 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 #: Library loggers kept at WARNING: our own lines say what matters.
 _NOISY = ("botocore", "urllib3", "websockets")
 _FUNCTION_LOGGER = "wsstack.fn."
+
+
+#: Level names functions write, as Python's logging, Powertools and awslambdaric spell them.
+_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+    "FATAL": logging.CRITICAL,
+}
+#: awslambdaric's text lines: ``[ERROR] Type: message`` (an unhandled exception) or
+#: ``[WARNING]\t<time>\t<request id>\t<message>`` (the logging module under Lambda).
+_BRACKETED_LEVEL = re.compile(r"\[([A-Z]+)\](?:\s|$)")
+
+
+def function_line_level(text: str) -> int:
+    """The level of one line a function printed: INFO unless the line says otherwise.
+
+    A JSON object with a ``level`` (Powertools Logger, or Lambda's JSON log format) has
+    that level; a line that starts with ``[LEVEL]`` (awslambdaric's text format, its
+    report of an unhandled exception included) has that one. Anything else, ``print``
+    output say, is INFO, as CloudWatch shows it.
+    """
+    name = None
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("level"), str):
+            name = parsed["level"]
+    elif text.startswith("["):
+        match = _BRACKETED_LEVEL.match(text)
+        name = match.group(1) if match else None
+    return _LEVELS.get(name.upper(), logging.INFO) if name else logging.INFO
 
 
 class JsonFormatter(logging.Formatter):

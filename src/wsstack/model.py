@@ -28,6 +28,15 @@ class Function:
     #: Environment variables as written in the template (may hold intrinsics).
     environment: dict[str, Any] = field(default_factory=dict)
     reserved_concurrency: int | None = None
+    #: The template's ``FunctionName``, resolved; None when the template sets none.
+    function_name: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The function's name as Lambda knows it: ``FunctionName`` where the template sets
+        one, else the logical id (CloudFormation would generate a name; the logical id is the
+        local stand-in). ``Ref`` gives it, and the function sees it as ``AWS_LAMBDA_FUNCTION_NAME``."""
+        return self.function_name or self.logical_id
 
 
 @dataclass(frozen=True)

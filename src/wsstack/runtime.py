@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from wsstack.http11 import HttpError, Request, Response, ServerProtocol
+from wsstack.logs import function_line_level
 from wsstack.model import Function, InvocationResult
 
 __all__ = ["DEFAULT_CONCURRENCY", "LambdaRuntime", "RequestTooLargeException", "ResourceNotFoundException"]
@@ -268,7 +269,8 @@ class _Worker:
             extra["request_id"] = self.current.request_id
         elif self.last_request_id is not None:
             extra["request_id"] = self.last_request_id
-        self.pool.log.info(text, extra=extra)
+        # At the function's own level: its ERROR lines are errors here too.
+        self.pool.log.log(function_line_level(text), text, extra=extra)
 
 
 class _WorkerProtocol(asyncio.SubprocessProtocol):
@@ -306,7 +308,7 @@ class _Pool:
         self.fn = fn
         self.name = fn.logical_id
         self.env = env
-        self.arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{self.name}"
+        self.arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{fn.name}"
         self.limit = limit
         self.pending: collections.deque[_Invocation] = collections.deque()
         self.idle: list[_Worker] = []
@@ -329,7 +331,8 @@ class LambdaRuntime:
             not set; :data:`DEFAULT_CONCURRENCY` (two per CPU) when None.
         python: Interpreter that runs the workers; it must be able to import ``awslambdaric``.
         log: Logger for one line per invocation; defaults to ``wsstack.runtime``. The
-            functions' own output goes to ``wsstack.fn.<LogicalId>``, one record per line.
+            functions' own output goes to ``wsstack.fn.<LogicalId>``, one record per line,
+            at the level the line names (Powertools' ``"level"``, awslambdaric's ``[ERROR]``).
             Records carry ``function``, ``request_id``, ``duration_ms``, ``cold_start`` and
             ``init_ms`` as attributes, for structured log output.
         code_check_interval: Turns hot reload on: an invocation first checks, at most once
@@ -786,11 +789,11 @@ class LambdaRuntime:
                 "LAMBDA_TASK_ROOT": code_dir,
                 "_HANDLER": fn.handler,
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
-                "AWS_LAMBDA_FUNCTION_NAME": fn.logical_id,
+                "AWS_LAMBDA_FUNCTION_NAME": fn.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.logical_id}",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
                 "TZ": ":UTC",

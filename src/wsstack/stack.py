@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import http.client
 import json
 import logging
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, aws_client, create_resources
 from wsstack.gateway.core import Limits
@@ -30,7 +35,18 @@ from wsstack.template import DEFAULT_REGION, TemplateError, load_app, read_json_
 from wsstack.tls import LocalCertificate
 from wsstack.users import create_users, load_users
 
-__all__ = ["ApiInfo", "LocalStack", "StackInfo", "function_environment", "load_env_vars", "local_endpoints"]
+__all__ = [
+    "ApiInfo",
+    "LocalStack",
+    "StackInfo",
+    "StackMismatch",
+    "function_environment",
+    "load_env_vars",
+    "local_endpoints",
+    "local_event",
+    "read_state_file",
+    "stack_answers",
+]
 
 log = logging.getLogger("wsstack")
 
@@ -49,6 +65,16 @@ class ApiInfo:
     #: The same stage over TLS (``wss://{domainName}/{stage}``), whose certificate is the
     #: stack's ``ca_bundle``.
     secure_websocket_url: str = ""
+
+    @property
+    def domain_name(self) -> str:
+        """``requestContext.domainName`` of this stage's events: its TLS ``host:port``."""
+        return urlsplit(self.secure_websocket_url or self.websocket_url).netloc
+
+    @property
+    def management_url(self) -> str:
+        """``http://host:port/<stage>``: an ``endpoint_url`` for ``apigatewaymanagementapi``."""
+        return self.connections_url.removesuffix("/@connections")
 
 
 @dataclass
@@ -82,11 +108,149 @@ class StackInfo:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
+    @classmethod
+    def from_dict(cls, data: Any) -> StackInfo | None:
+        """The stack a state file's JSON describes, or None when it does not describe one.
+
+        Read defensively, as the file may come from another version of the stack: fields
+        this version does not know are ignored, missing optional ones take their defaults,
+        and a field of the wrong type makes the whole file unusable rather than half-read.
+        """
+        if not isinstance(data, dict):
+            return None
+        apis = data.get("apis", [])
+        if not isinstance(apis, list):
+            return None
+        values: dict[str, Any] = {"apis": [api for api in map(_api_info, apis) if api is not None]}
+        if len(values["apis"]) != len(apis):
+            return None
+        for name, kind in (("resources", dict), ("users", dict)):
+            value = data.get(name, {})
+            if not isinstance(value, kind) or not all(isinstance(v, str) for v in value.values()):
+                return None
+            values[name] = value
+        for name in ("websocket_url", "connections_url", "aws_endpoint", "region", "ca_bundle"):
+            value = data.get(name, "")
+            if not isinstance(value, str):
+                return None
+            values[name] = value
+        for name in ("user_pool_id", "user_pool_client_id"):
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                return None
+            values[name] = value
+        if not values["aws_endpoint"] or not values["region"]:
+            return None
+        return cls(**values)
+
+
+def _api_info(data: Any) -> ApiInfo | None:
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in fields(ApiInfo)}
+    values = {key: value for key, value in data.items() if key in known}
+    if not all(isinstance(v, str) for v in values.values()):
+        return None
+    try:
+        return ApiInfo(**values)
+    except TypeError:  # a required field is missing
+        return None
+
+
+def read_state_file(path: Path) -> StackInfo | None:
+    """The stack a state file (written by ``wsstack up``) describes; None when there is no
+    such file or it does not describe a stack. Whether that stack is still up is
+    :func:`stack_answers`'s question."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return StackInfo.from_dict(data)
+
+
+#: A connection id no gateway ever issues (its ids are 16 characters ending in "=").
+_PROBE_CONNECTION_ID = "wsstack-probe"
+
+
+def _http_status(url: str, timeout: float) -> int | None:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return None
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        connection.request("GET", parts.path or "/")
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+async def stack_answers(info: StackInfo, timeout: float = 1.0) -> bool:
+    """Whether the stack ``info`` describes is up.
+
+    Its AWS endpoint must answer HTTP, and the ``@connections`` API of every stage must
+    answer a connection id it never issued with 410, as a gateway (and AWS) does: a stack
+    that was killed, leaving its state file behind, or a port since taken by something
+    else, does not pass.
+    """
+    loop = asyncio.get_running_loop()
+    urls = [info.aws_endpoint, *(f"{api.connections_url}/{_PROBE_CONNECTION_ID}" for api in info.apis)]
+    statuses = await asyncio.gather(*(loop.run_in_executor(None, _http_status, url, timeout) for url in urls))
+    return statuses[0] is not None and all(status == 410 for status in statuses[1:])
+
+
+def _mismatch(app: App, running: StackInfo) -> str | None:
+    """How a running stack differs from what ``app`` needs, or None when it serves it."""
+    created = ("AWS::DynamoDB::Table", "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient")
+    missing = [r.logical_id for kind in created for r in app.of_type(kind) if r.logical_id not in running.resources]
+    served = {(stage.api, stage.stage) for stage in running.apis}
+    missing += [f"{api.logical_id} stage {stage}" for api in app.apis.values() for stage in api.stages
+                if (api.logical_id, stage) not in served]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    if any(stage.secure_websocket_url for stage in running.apis) and not Path(running.ca_bundle or ".").is_file():
+        # Without it, https://{domainName}/{stage} cannot be trusted.
+        return f"its gateways' certificate {running.ca_bundle or '(not named)'} cannot be read"
+    # A table named from parameters (Messages_${NameSuffix}) must be the one asked for.
+    for table in app.of_type("AWS::DynamoDB::Table"):
+        try:
+            name = resolve(table.properties.get("TableName") or table.logical_id, {}, app.parameters,
+                           region=running.region)
+        except TemplateError:
+            continue  # named after another resource: nothing to compare without creating it
+        if name != running.resources[table.logical_id]:
+            return f"its {table.logical_id} is {running.resources[table.logical_id]}, not {name}"
+    return None
+
+
+def _stream_arns(app: App, running: StackInfo) -> dict[str, str]:
+    """``Fn::GetAtt Table.StreamArn`` of the running stack's tables (the state file lacks them)."""
+    streamed = [r for r in app.of_type("AWS::DynamoDB::Table") if "StreamSpecification" in r.properties]
+    if not streamed:
+        return {}
+    client = aws_client("dynamodb", running.aws_endpoint, running.region)
+    arns = {}
+    for table in streamed:
+        name = running.resources[table.logical_id]
+        try:
+            described = client.describe_table(TableName=name)["Table"]
+        except (BotoCoreError, ClientError) as exc:
+            raise StackMismatch(f"its table {name} cannot be described ({exc})") from None
+        if described.get("LatestStreamArn"):
+            arns[f"{table.logical_id}.StreamArn"] = described["LatestStreamArn"]
+    return arns
+
+
+class StackMismatch(Exception):
+    """A running stack does not serve the template asked for; the message says what it lacks."""
+
 
 def load_env_vars(path: Path | None) -> dict[str, dict[str, str]]:
     """Read an environment-overrides file in ``sam local``'s ``--env-vars`` format.
 
-    ``{"Parameters": {...for every function...}, "<FunctionLogicalId>": {...}}``. Values may
+    ``{"Parameters": {...for every function...}, "<FunctionLogicalId>": {...}}`` (a function's
+    ``FunctionName`` works as a key too, below its logical id, as in ``sam local``). Values may
     use ``${...}`` placeholders resolved like ``Fn::Sub``, with the created resources and
     ``Local::AwsEndpoint``, ``Local::ConnectionsUrl`` and ``Local::WebSocketUrl`` (those of
     the first API's first stage).
@@ -99,7 +263,7 @@ def load_env_vars(path: Path | None) -> dict[str, dict[str, str]]:
     return data
 
 
-def local_endpoints(gateways: Sequence[Gateway], region: str = DEFAULT_REGION) -> list[tuple[re.Pattern[str], str]]:
+def local_endpoints(stages: Sequence[ApiInfo], region: str = DEFAULT_REGION) -> list[tuple[re.Pattern[str], str]]:
     """Rewrites from the AWS URLs of the served stages to their local URLs.
 
     A template often builds its API's endpoints with ``Fn::Sub`` (``https://${Api}.execute-api.
@@ -109,18 +273,68 @@ def local_endpoints(gateways: Sequence[Gateway], region: str = DEFAULT_REGION) -
     ``wss://`` host (``Fn::GetAtt Api.ApiEndpoint``) maps to the API's first stage.
     """
     rewrites: list[tuple[re.Pattern[str], str]] = []
-    first_of_api: dict[str, Gateway] = {}
-    for gateway in gateways:
-        api_id = gateway.context.api_id
-        first_of_api.setdefault(api_id, gateway)
-        for scheme, local in (("https", gateway.management_url), ("wss", gateway.url)):
+    first_of_api: dict[str, ApiInfo] = {}
+    for stage in stages:
+        api_id = stage.api_id
+        first_of_api.setdefault(api_id, stage)
+        for scheme, local in (("https", stage.management_url), ("wss", stage.websocket_url)):
             host = f"{scheme}://{api_id}.execute-api.{region}.amazonaws.com"
             # Only whole path segments: stage "dev" must not match "/dev2".
-            rewrites.append((re.compile(re.escape(f"{host}/{gateway.stage}") + r"(?![\w-])"), local))
-    for api_id, gateway in first_of_api.items():
+            rewrites.append((re.compile(re.escape(f"{host}/{stage.stage}") + r"(?![\w-])"), local))
+    for api_id, stage in first_of_api.items():
         host = f"wss://{api_id}.execute-api.{region}.amazonaws.com"
-        rewrites.append((re.compile(re.escape(host) + r"(?![\w.-])"), _origin(gateway.url)))
+        rewrites.append((re.compile(re.escape(host) + r"(?![\w.-])"), _origin(stage.websocket_url)))
     return rewrites
+
+
+def _local_names(stages: Sequence[ApiInfo], aws_endpoint: str) -> dict[str, str]:
+    """The ``Local::*`` names (see :func:`load_env_vars`) and each API's ``ApiEndpoint``."""
+    names = {"Local::AwsEndpoint": aws_endpoint}
+    for stage in stages:
+        # Fn::GetAtt Api.ApiEndpoint is the API's wss:// origin, without a stage.
+        names.setdefault(f"{stage.api}.ApiEndpoint", _origin(stage.websocket_url))
+    if stages:
+        first = stages[0]
+        names.update({"Local::ConnectionsUrl": first.management_url, "Local::WebSocketUrl": first.websocket_url})
+    return names
+
+
+def local_event(event: Any, stage: ApiInfo, served: Sequence[ApiInfo]) -> tuple[Any, str | None]:
+    """Point an event recorded elsewhere (on AWS, say) at a local stage.
+
+    A function that answers through ``@connections`` builds the endpoint from the event,
+    ``https://{domainName}/{stage}``, as on AWS; an event whose ``domainName`` is an AWS
+    host would send it there. So an event whose ``requestContext.domainName`` is not one of
+    the ``served`` stages gets ``stage``'s ``domainName``, ``stage`` and ``apiId`` (and an
+    authorizer event's ``methodArn`` the same API id and stage). Events naming a served
+    stage, and events without a ``domainName``, are left as they are.
+
+    Returns:
+        The event to invoke with (a new object when changed) and, when it was changed, one
+        sentence saying what was replaced, for the log.
+    """
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if not isinstance(context, dict) or not isinstance(context.get("domainName"), str):
+        return event, None
+    domain = context["domainName"]
+    local_domains = {urlsplit(url).netloc for s in served for url in (s.websocket_url, s.secure_websocket_url) if url}
+    if domain in local_domains:
+        return event, None
+    changed = {"domainName": stage.domain_name, "stage": stage.stage}
+    if "apiId" in context:
+        changed["apiId"] = stage.api_id
+    event = {**event, "requestContext": {**context, **changed}}
+    method_arn = event.get("methodArn")
+    if isinstance(method_arn, str) and "apiId" in context:
+        was = f":{context['apiId']}/{context.get('stage')}/"
+        if was in method_arn:
+            event["methodArn"] = method_arn.replace(was, f":{stage.api_id}/{stage.stage}/", 1)
+    note = (
+        f"the event names {domain}/{context.get('stage')}, which is not served here; it now names the local "
+        f"gateway {stage.domain_name}/{stage.stage} (apiId {stage.api_id}), so that what the function sends to "
+        "https://{domainName}/{stage} reaches it"
+    )
+    return event, note
 
 
 def _origin(url: str) -> str:
@@ -166,7 +380,8 @@ def function_environment(
         return text
 
     env = {name: local(name, value) for name, value in fn.environment.items()}
-    for scope in ("Parameters", fn.logical_id):
+    # sam local's order: a function's own scope wins over Parameters, its logical id over its name.
+    for scope in dict.fromkeys(("Parameters", fn.name, fn.logical_id)):
         for key, value in (overrides.get(scope) or {}).items():
             if key in env:
                 env[key] = local(key, {"Fn::Sub": str(value)})
@@ -221,6 +436,10 @@ class LocalStack:
             change needs a deployment.
         require_api: refuse a template without a WebSocket API (``up`` needs one; ``invoke``
             does not).
+        running: a stack that is already up (see :func:`read_state_file` and
+            :func:`stack_answers`): its emulator, tables, user pools and gateways serve the
+            functions, which run in this process's own workers; nothing else is started.
+            :meth:`start` raises :class:`StackMismatch` if it serves another template.
     """
 
     def __init__(
@@ -240,6 +459,7 @@ class LocalStack:
         function_concurrency: int | None = None,
         code_check_interval: float | None = CODE_CHECK_INTERVAL,
         require_api: bool = True,
+        running: StackInfo | None = None,
     ) -> None:
         self.template = Path(template)
         self.parameters = dict(parameters or {})
@@ -251,6 +471,7 @@ class LocalStack:
         self._users_strict = users_strict
         self._limits = limits
         self._require_api = require_api
+        self._running = running
         self.emulator = Emulator(port=emulator_port, host=host)
         self.runtime = LambdaRuntime(
             default_concurrency=function_concurrency,
@@ -270,6 +491,8 @@ class LocalStack:
             raise
 
     async def _start(self) -> StackInfo:
+        if self._running is not None:
+            return await self._attach(self._running)
         loop = asyncio.get_running_loop()
         # moto takes about as long to boot in its own process as the template takes to read
         # and translate here, so the two overlap; the emulator is always needed.
@@ -301,7 +524,6 @@ class LocalStack:
                 aws_client("cognito-idp", endpoint, self.region), seed_users, {pool: refs[pool] for pool in pools}
             ))
         apis: list[ApiInfo] = []
-        local: dict[str, str] = {"Local::AwsEndpoint": endpoint}
         certificate = self._certificate() if app.apis else None
         tls = certificate.server_context() if certificate else None
         for api in app.apis.values():
@@ -326,19 +548,7 @@ class LocalStack:
                     websocket_url=gateway.url, connections_url=f"{gateway.management_url}/@connections",
                     secure_websocket_url=gateway.secure_url,
                 ))
-                # Fn::GetAtt Api.ApiEndpoint is the API's wss:// origin, without a stage.
-                local.setdefault(f"{api.logical_id}.ApiEndpoint", _origin(gateway.url))
-        if self.gateways:
-            first = self.gateways[0]
-            local.update({"Local::ConnectionsUrl": first.management_url, "Local::WebSocketUrl": first.url})
-        rewrites = local_endpoints(self.gateways, self.region)
-        for fn in app.functions.values():
-            env = function_environment(app, fn, {**refs, **local}, overrides,
-                                       aws_endpoint=endpoint, region=self.region, rewrites=rewrites)
-            if certificate is not None:
-                # boto3 then trusts https://{domainName}/{stage}, as it trusts AWS's.
-                env.setdefault("AWS_CA_BUNDLE", str(certificate.cert_path))
-            self.runtime.add_function(fn, env)
+        self._add_functions(app, refs, apis, overrides, endpoint, str(certificate.cert_path) if certificate else None)
         await self.runtime.start()
         clients = [r.logical_id for r in app.of_type("AWS::Cognito::UserPoolClient")]
         self.info = StackInfo(
@@ -355,6 +565,59 @@ class LocalStack:
             host=self.host,
         )
         return self.info
+
+    async def _attach(self, running: StackInfo) -> StackInfo:
+        self.region = running.region
+        app = self.app = load_app(self.template, self.parameters, region=self.region)
+        _warn_unenforced(app)
+        mismatch = _mismatch(app, running)
+        if mismatch:
+            raise StackMismatch(f"{mismatch}, so it serves another template or other parameters than {self.template}")
+        overrides = load_env_vars(self._env_vars)
+        # Function names as this template names them (a stack started by an older version
+        # may have recorded logical ids).
+        refs = {**running.resources, **{fn.logical_id: fn.name for fn in app.functions.values()}}
+        refs.update(await asyncio.get_running_loop().run_in_executor(None, _stream_arns, app, running))
+        self._add_functions(app, refs, running.apis, overrides, running.aws_endpoint, running.ca_bundle or None)
+        await self.runtime.start()
+        self.info = running
+        return running
+
+    def _add_functions(
+        self,
+        app: App,
+        refs: Mapping[str, str],
+        stages: Sequence[ApiInfo],
+        overrides: Mapping[str, Mapping[str, str]],
+        aws_endpoint: str,
+        ca_bundle: str | None,
+    ) -> None:
+        names = {**refs, **_local_names(stages, aws_endpoint)}
+        rewrites = local_endpoints(stages, self.region)
+        for fn in app.functions.values():
+            env = function_environment(app, fn, names, overrides,
+                                       aws_endpoint=aws_endpoint, region=self.region, rewrites=rewrites)
+            if ca_bundle is not None:
+                # boto3 then trusts https://{domainName}/{stage}, as it trusts AWS's.
+                env.setdefault("AWS_CA_BUNDLE", ca_bundle)
+            self.runtime.add_function(fn, env)
+
+    def find_function(self, name: str) -> Function | None:
+        """The function with this logical id or this name (``FunctionName``), once started."""
+        functions = self.app.functions if self.app is not None else {}
+        found = functions.get(name)
+        return found or next((fn for fn in functions.values() if fn.name == name), None)
+
+    def stage_of(self, function: str) -> ApiInfo | None:
+        """The served stage whose events ``function`` (a logical id) gets: the first stage of
+        the first API with a route or authorizer that runs it, else the first stage served."""
+        if self.app is None or self.info is None or not self.info.apis:
+            return None
+        for api in self.app.apis.values():
+            if any(function in (route.function, route.authorizer and route.authorizer.function)
+                   for route in api.routes.values()):
+                return next((stage for stage in self.info.apis if stage.api == api.logical_id), self.info.apis[0])
+        return self.info.apis[0]
 
     def _certificate(self) -> LocalCertificate:
         self._certificate_dir = tempfile.TemporaryDirectory(prefix="wsstack-tls-")

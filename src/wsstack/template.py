@@ -102,7 +102,7 @@ def load_app(
         logical_id: Resource(logical_id, body.get("Type", ""), body.get("Properties") or {})
         for logical_id, body in translated.get("Resources", {}).items()
     }
-    functions = _functions(resources, path.parent)
+    functions = _functions(resources, path.parent, params, region)
     return App(
         functions=functions,
         apis=_websocket_apis(resources, functions, params),
@@ -239,8 +239,10 @@ class _Conditions:
         return {key: value for key, value in chosen.items() if value is not _NO_VALUE}
 
 
-def _functions(resources: dict[str, Resource], base_dir: Path) -> dict[str, Function]:
-    functions = {}
+def _functions(
+    resources: dict[str, Resource], base_dir: Path, params: Mapping[str, str], region: str
+) -> dict[str, Function]:
+    functions: dict[str, Function] = {}
     for res in resources.values():
         if res.type != "AWS::Lambda::Function":
             continue
@@ -272,8 +274,32 @@ def _functions(resources: dict[str, Resource], base_dir: Path) -> dict[str, Func
             memory_mb=int(props.get("MemorySize", 128)),
             environment=dict((props.get("Environment") or {}).get("Variables") or {}),
             reserved_concurrency=props.get("ReservedConcurrentExecutions"),
+            function_name=_function_name(res, params, region),
         )
+    named: dict[str, str] = {}
+    for fn in functions.values():
+        if fn.name in named:
+            raise TemplateError(f"{named[fn.name]} and {fn.logical_id} are both named {fn.name!r}; "
+                                "FunctionName must be unique.")
+        named[fn.name] = fn.logical_id
     return functions
+
+
+def _function_name(res: Resource, params: Mapping[str, str], region: str) -> str | None:
+    """The function's ``FunctionName``, resolved, or None when the template sets none."""
+    value = res.properties.get("FunctionName")
+    if value is None:
+        return None
+    try:
+        name = resolve(value, {}, params, region=region)
+    except TemplateError as exc:
+        raise TemplateError(
+            f"{res.logical_id}: FunctionName: {exc} Locally a FunctionName may use parameters and "
+            "pseudo parameters only."
+        ) from None
+    if not isinstance(name, str) or not name:
+        raise TemplateError(f"{res.logical_id}: FunctionName must be a non-empty string.")
+    return name
 
 
 def _referenced_ids(value: Any) -> set[str]:

@@ -53,25 +53,16 @@ def test_a_users_file_naming_an_unknown_pool_is_a_one_line_error(tmp_path):
     )
 
 
-def test_invoke_runs_one_function_on_a_sample_event_without_docker():
-    result = subprocess.run(
-        [sys.executable, "-m", "wsstack.cli", "invoke", "AuthorizerFunction", "-e", "events/authorizer.json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    policy = json.loads(result.stdout)
-    # The sample token is not signed by this pool: the authorizer denies it.
-    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
-    assert "AuthorizerFunction" in result.stderr  # the invocation's log line
+# Every sample event is replayed through `wsstack invoke` in test_replay.py.
 
 
-def test_invoke_names_the_known_functions_when_given_an_unknown_one():
+def test_invoke_names_the_known_functions_by_both_names_when_given_an_unknown_one():
     result = subprocess.run(
-        [sys.executable, "-m", "wsstack.cli", "invoke", "NopeFunction"],
+        [sys.executable, "-m", "wsstack.cli", "invoke", "NopeFunction", "--fresh"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
-    assert "SendMessageFunction" in result.stderr
+    assert "SendMessageFunction (websocket-sendMessage_dev)" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -132,7 +123,7 @@ def test_invoke_takes_an_event_file_and_env_vars_in_sam_format(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-m", "wsstack.cli", "invoke", "WhoAmIFunction", "-t",
-         str(FIXTURES / "raw_two_apis" / "template.yaml"), "-e", str(event), "--env-vars", str(env_vars)],
+         str(FIXTURES / "raw_two_apis" / "template.yaml"), "-e", str(event), "--env-vars", str(env_vars), "--fresh"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
 

@@ -1,6 +1,7 @@
 """What a handler sees: its event, its context, its environment; and where its output goes."""
 
 import asyncio
+import json
 import logging
 import re
 from pathlib import Path
@@ -68,6 +69,22 @@ def test_handler_context_describes_the_invocation(run_runtime, function):
     assert 0 < context["remaining_ms"] <= 3000
 
 
+def test_a_function_with_a_function_name_is_known_by_it_as_on_aws(run_runtime, function):
+    async def scenario(runtime):
+        return await runtime.invoke("Env", {}), await runtime.invoke("Ctx", {})
+
+    env, context = run_runtime(
+        scenario,
+        (function("Env", "handlers.environment", function_name="websocket-env_dev"), {}),
+        (function("Ctx", "handlers.lambda_context", function_name="websocket-ctx_dev"), {}),
+    )
+
+    assert env.payload["AWS_LAMBDA_FUNCTION_NAME"] == "websocket-env_dev"
+    assert env.payload["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/websocket-env_dev"
+    assert context.payload["function_name"] == "websocket-ctx_dev"
+    assert context.payload["function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:websocket-ctx_dev"
+
+
 class _Records(logging.Handler):
     """Keeps the records of the ``wsstack`` loggers and wakes a waiter on a matching one."""
 
@@ -115,3 +132,29 @@ def test_function_output_and_one_line_per_invocation_are_logged(run_runtime, fun
     assert report.init_ms > 0
     # The function's own line names its function and the invocation it belongs to.
     assert line.function == "Logs" and line.request_id == result.request_id
+
+
+def test_function_lines_are_logged_at_the_level_they_name(run_runtime, function, caplog):
+    caplog.set_level(logging.DEBUG, logger="wsstack")
+    records = _Records()
+    powertools = json.dumps({"level": "ERROR", "message": "Unhandled error", "service": "chat"})
+
+    async def scenario(runtime):
+        logging.getLogger("wsstack").addHandler(records)
+        try:
+            await runtime.invoke("Logs", {"action": "print", "line": powertools})
+            await runtime.invoke("Logs", {"action": "log", "level": "WARNING", "line": "table is slow"})
+            await runtime.invoke("Logs", {"action": "print", "line": "plain print"})
+            await runtime.invoke("Fail", {})
+            return [
+                await records.wait_for("wsstack.fn.Logs", "Unhandled error"),
+                await records.wait_for("wsstack.fn.Logs", "table is slow"),
+                await records.wait_for("wsstack.fn.Logs", "plain print"),
+                await records.wait_for("wsstack.fn.Fail", "[ERROR] ValueError"),
+            ]
+        finally:
+            logging.getLogger("wsstack").removeHandler(records)
+
+    lines = run_runtime(scenario, (function("Logs", "handlers.act"), {}), (function("Fail", "handlers.fail"), {}))
+
+    assert [line.levelno for line in lines] == [logging.ERROR, logging.WARNING, logging.INFO, logging.ERROR]

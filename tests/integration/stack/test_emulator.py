@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from wsstack.emulator import create_resources
-from wsstack.template import load_app
+from wsstack.template import load_app, resolve
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -55,3 +55,10 @@ def test_user_pool_client_allows_password_and_srp_without_secret(created):
     flows = set(client["UserPoolClient"]["ExplicitAuthFlows"])
     assert {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH"} <= flows
     assert "ClientSecret" not in client["UserPoolClient"]
+
+
+def test_a_functions_ref_is_its_function_name_as_on_aws(created, app):
+    assert created["SendMessageFunction"] == "websocket-sendMessage_AlexHo"
+    # Fn::GetAtt Function.Arn (the authorizer's and integrations' URIs) names it the same way.
+    arn = resolve({"Fn::GetAtt": ["SendMessageFunction", "Arn"]}, created, app.parameters, resources=app.resources)
+    assert arn == "arn:aws:lambda:us-east-1:123456789012:function:websocket-sendMessage_AlexHo"

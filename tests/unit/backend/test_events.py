@@ -25,6 +25,7 @@ from chat.domain.models import (
     MarkReadRequest,
     SendMessageRequest,
     SyncMessagesRequest,
+    direct_conversation_id,
 )
 from chat.domain.protocol import parse_frame
 
@@ -105,12 +106,16 @@ def test_message_event_bodies_are_valid_frames_for_their_routes():
     delete = parse_frame(DeleteMessageRequest, _load("delete_message")["body"])
     default_action = json.loads(_load("default")["body"])["action"]
 
-    assert send.recipient_id != _load("send_message")["requestContext"]["authorizer"]["userId"]
+    sender = _load("send_message")["requestContext"]["authorizer"]["userId"]
+    assert send.recipient_id != sender
+    # The id the reference client gives the two users' conversation.
+    assert send.conversation_id == direct_conversation_id(sender, send.recipient_id)
     assert sync.limit == 50
-    assert mark.conversation_id == send.conversation_id and mark.up_to
-    # The recipient of the sample message confirms it.
+    # The recipient of the sample message confirms it, then reads it.
     assert ack.message_ids == [send.message_id]
     assert _load("ack_messages")["requestContext"]["authorizer"]["userId"] == send.recipient_id
+    assert mark.conversation_id == send.conversation_id and mark.up_to == send.message_id
+    assert _load("mark_read")["requestContext"]["authorizer"]["userId"] == send.recipient_id
     assert listing.limit == 20
     assert find.query == "Bo"
     assert delete.message_id == send.message_id
@@ -123,8 +128,15 @@ def test_every_known_action_has_a_sample_event_routed_by_it():
     assert routed == set(KNOWN_ACTIONS)
 
 
-def test_all_events_address_the_same_connection_of_the_same_api():
-    contexts = [_load(name)["requestContext"] for name in ["authorizer", "connect", "disconnect", *MESSAGE_EVENTS]]
+def test_all_events_address_one_stage_and_each_user_their_own_connection():
+    names = ["authorizer", "connect", "disconnect", *MESSAGE_EVENTS]
+    contexts = {name: _load(name)["requestContext"] for name in names}
 
-    addressed = {(c["apiId"], c["connectionId"], c["stage"]) for c in contexts}
-    assert addressed == {("a1b2c3d4e5", "L0SM9cOFvHcCIhw=", "dev")}
+    assert {(c["apiId"], c["stage"], c["domainName"]) for c in contexts.values()} == {
+        ("a1b2c3d4e5", "dev", "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com")}
+    # The sender and the recipient of the sample message, each on one connection of their own.
+    pairs = {(c["authorizer"]["userId"], c["connectionId"]) for c in contexts.values() if "authorizer" in c}
+    assert len(pairs) == 2
+    assert len({user for user, _ in pairs}) == len({connection for _, connection in pairs}) == 2
+    # The authorizer runs for the sender's connection, before it has an identity.
+    assert contexts["authorizer"]["connectionId"] == contexts["connect"]["connectionId"]

@@ -63,6 +63,24 @@ def test_a_non_json_frame_is_told_it_must_be_a_json_object_with_an_action(
     assert error["message"] == 'The frame must be a JSON object with an "action" field.'
 
 
+def test_a_caller_gone_before_its_error_frame_is_forgotten_like_any_gone_connection(
+    backend, connections, notifier, connect, ws_event, alice, lambda_context, caplog
+):
+    connect(alice, "A-left")
+    connect(alice, "A-phone")
+    notifier.close("A-left")
+    event = ws_event("default", connection_id="A-left", user=alice, body={"action": "dance"})
+
+    result = default.lambda_handler(event, lambda_context)
+
+    assert result == {"statusCode": 400}
+    assert notifier.gone == ["A-left"]
+    # That connection id and no other.
+    assert connections.connection_ids_by_user([alice.user_id]) == {alice.user_id: ["A-phone"]}
+    assert "A-left" not in connections.rows
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 # ------------------------------------------------------------------ sendMessage
 
 

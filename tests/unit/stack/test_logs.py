@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wsstack.logs import JsonFormatter, configure_logging
+from wsstack.logs import JsonFormatter, configure_logging, function_line_level
 
 
 @pytest.fixture
@@ -80,3 +80,27 @@ def test_configure_logging_writes_json_lines_and_quiets_libraries(restore_root_l
 def test_configure_logging_refuses_an_unknown_format(restore_root_logging) -> None:
     with pytest.raises(ValueError, match="text, json"):
         configure_logging("INFO", "yaml")
+
+
+@pytest.mark.parametrize(("line", "level"), [
+    # Powertools Logger, and Lambda's own JSON log format.
+    ('{"level":"ERROR","location":"_handle:135","message":"Unhandled error"}', logging.ERROR),
+    ('{"level":"WARNING","message":"slow table"}', logging.WARNING),
+    ('{"timestamp":"2026-11-26T09:30:12Z","level":"WARN","message":"x"}', logging.WARNING),
+    ('{"level":"debug","message":"x"}', logging.DEBUG),
+    ('{"level":"CRITICAL","message":"x"}', logging.CRITICAL),
+    # awslambdaric's text format: an unhandled exception, and the logging module under Lambda.
+    ("[ERROR] KeyError: 'requestContext'\nTraceback (most recent call last):", logging.ERROR),
+    ("[WARNING]\t2026-11-26T09:30:12.318Z\tr-1\tretrying", logging.WARNING),
+    ("[DEBUG]\t2026-11-26T09:30:12.318Z\tr-1\tdetail", logging.DEBUG),
+    # Anything else is what the function printed: INFO.
+    ("hello from the handler", logging.INFO),
+    ('{"message": "no level"}', logging.INFO),
+    ('{"level": 40}', logging.INFO),
+    ("{not json", logging.INFO),
+    ("[1, 2, 3]", logging.INFO),
+    ("[ERROR]no space", logging.INFO),
+    ('{"level":"LOUD","message":"x"}', logging.INFO),
+])
+def test_a_function_line_keeps_the_level_it_names(line: str, level: int) -> None:
+    assert function_line_level(line) == level

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from wsstack.model import Function
-from wsstack.stack import _warn_unenforced, function_environment, local_endpoints
+from wsstack.stack import ApiInfo, _warn_unenforced, function_environment, local_endpoints
 from wsstack.template import TemplateError, load_app, resolve
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -136,6 +135,67 @@ def test_function_environment_resolves_refs_and_applies_only_declared_overrides(
     assert env["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert "NOT_DECLARED" not in env  # as sam local: only declared variables are overridden
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
+
+
+def test_a_function_is_named_by_its_function_name_where_the_template_sets_one(app, tmp_path):
+    send = app.functions["SendMessageFunction"]
+    assert (send.logical_id, send.name) == ("SendMessageFunction", "websocket-sendMessage_dev")
+    renamed = load_app(ROOT / "template.yaml", {"NameSuffix": "AlexHo"}).functions["SendMessageFunction"]
+    assert renamed.name == "websocket-sendMessage_AlexHo"
+
+    (tmp_path / "echo.py").write_text("def handler(event, context):\n    return event\n")
+    unnamed = load_app(_write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          EchoFunction:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: .
+              Handler: echo.handler
+              Runtime: python3.13
+    """)).functions["EchoFunction"]
+    assert (unnamed.function_name, unnamed.name) == (None, "EchoFunction")
+
+
+def test_two_functions_of_one_name_are_refused(tmp_path):
+    (tmp_path / "echo.py").write_text("def handler(event, context):\n    return event\n")
+    path = _write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Globals:
+          Function:
+            CodeUri: .
+            Handler: echo.handler
+            Runtime: python3.13
+        Resources:
+          OneFunction:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: echo
+          TwoFunction:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: !Sub "${AWS::Partition}-echo"
+          ThreeFunction:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: aws-echo
+    """)
+    with pytest.raises(TemplateError, match=r"^TwoFunction and ThreeFunction are both named 'aws-echo'"):
+        load_app(path)
+
+
+def test_env_vars_may_name_a_function_by_its_function_name_below_its_logical_id(app):
+    fn = app.functions["SendMessageFunction"]
+    overrides = {
+        "websocket-sendMessage_dev": {"POWERTOOLS_LOG_LEVEL": "DEBUG", "POWERTOOLS_SERVICE_NAME": "by-name"},
+        "SendMessageFunction": {"POWERTOOLS_SERVICE_NAME": "by-logical-id"},
+    }
+    refs = {t.logical_id: t.logical_id for t in app.of_type("AWS::DynamoDB::Table")}
+
+    env = function_environment(app, fn, refs, overrides, aws_endpoint="http://127.0.0.1:9")
+
+    assert env["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "by-logical-id"  # sam local's precedence
 
 
 # ----------------------------------------------------------------- fixture apps
@@ -301,9 +361,9 @@ def test_an_environment_variable_that_cannot_be_resolved_names_function_and_vari
 
 
 def test_aws_urls_of_served_stages_are_rewritten_to_local_ones(app):
-    stage = SimpleNamespace(
-        context=SimpleNamespace(api_id="abc123defg"), stage="dev",
-        url="ws://127.0.0.1:4001/dev", management_url="http://127.0.0.1:4002/dev",
+    stage = ApiInfo(
+        api="Api", name="Api", api_id="abc123defg", stage="dev",
+        websocket_url="ws://127.0.0.1:4001/dev", connections_url="http://127.0.0.1:4002/dev/@connections",
     )
     fn = app.functions["SendMessageFunction"]
     urls = {

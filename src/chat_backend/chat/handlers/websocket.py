@@ -102,11 +102,19 @@ class WebSocketRequest:
 
 
 def _reply(request: WebSocketRequest, frame: dict[str, Any]) -> None:
-    """Best effort: an error frame that cannot be delivered is only logged."""
+    """Best effort: an error frame that cannot be delivered is only logged.
+
+    A caller whose connection is gone (410) is forgotten, as every gone connection is: the
+    ``$disconnect`` that would forget it is delivered on a best-effort basis.
+    """
     try:
         request.notifier.post(request.connection_id, frame)
     except ConnectionGone:
-        logger.info("Caller left before its error frame could be sent")
+        logger.info("Caller left before its error frame could be sent; forgetting its connection")
+        try:
+            request.container.connection_service().close(request.connection_id, request.user)
+        except Exception:
+            logger.exception("Could not forget the caller's gone connection")
     except Exception:
         logger.exception("Could not send the error frame")
 
