@@ -153,7 +153,7 @@ class Emulator:
             said = json.loads(line)
             port = said["port"]
         except (ValueError, KeyError, TypeError):
-            self.stop()
+            self.stop(save=False)
             reason = said.get("error") if isinstance(said, dict) else None
             raise PortInUse(
                 f"The AWS emulator could not listen on 127.0.0.1:{self._port}"
@@ -174,7 +174,7 @@ class Emulator:
         try:
             self.data = json.loads(line)
         except ValueError:
-            self.stop()
+            self.stop(save=False)
             raise DataError(
                 f"The AWS emulator did not restore the data in {self.data_dir} within {timeout:.0f} s; "
                 "pass --fresh to start empty, or --no-persist to keep everything in memory."
@@ -196,11 +196,19 @@ class Emulator:
         """Log where the emulator listens."""
         log.info("AWS emulator (moto) at %s", self.endpoint_url)
 
-    def stop(self) -> None:
-        """Stop the child process, which first writes its data if it keeps any; idempotent."""
+    def stop(self, *, save: bool = True) -> None:
+        """Stop the child process; idempotent.
+
+        Args:
+            save: let the child write its data first (if it keeps any); False ends it at once,
+                leaving the saved data as it was (a stack that failed to start changed nothing).
+        """
         proc, self._proc = self._proc, None
         try:
-            if proc is not None and proc.poll() is None:
+            if proc is not None and proc.poll() is None and not save:
+                proc.kill()
+                proc.wait(timeout=5)
+            elif proc is not None and proc.poll() is None:
                 proc.terminate()
                 try:
                     proc.wait(timeout=SAVE_TIMEOUT if self.data_dir is not None else 5)

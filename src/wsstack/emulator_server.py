@@ -33,8 +33,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from wsstack.snapshot import SNAPSHOT_NAME
-
 __all__ = ["PRELOADED_BACKENDS", "WARM_REGION", "main", "serve"]
 
 #: The emulator's backends for the services the stack creates resources in, imported and
@@ -107,7 +105,11 @@ def serve(port: int, data_dir: str | None = None, *, fresh: bool = False) -> Non
     # The warm-up sends stdout to stderr while it runs; the lines for the parent go here.
     out = sys.stdout
     print(json.dumps({"port": server.server_address[1]}), file=out, flush=True)
-    snapshot = Path(data_dir) / SNAPSHOT_NAME if data_dir else None
+    snapshot = None
+    if data_dir:
+        from wsstack.snapshot import SNAPSHOT_NAME  # the child's own module: standard library only
+
+        snapshot = Path(data_dir) / SNAPSHOT_NAME
     if snapshot is not None:
         # Held until the snapshot is restored, so that no request sees the emulator before.
         lock.acquire()

@@ -319,7 +319,8 @@ class LocalStack:
         try:
             return await self._start()
         except BaseException:
-            await self.stop()
+            # A stack that did not start leaves the saved data as it found it.
+            await self._stop(save=False)
             raise
 
     async def _start(self) -> StackInfo:
@@ -419,12 +420,16 @@ class LocalStack:
         return LocalCertificate.create(Path(self._certificate_dir.name), ["127.0.0.1", "localhost"])
 
     async def stop(self) -> None:
-        """Close sockets (running ``$disconnect``), stop workers, then the emulator."""
+        """Close sockets (running ``$disconnect``), stop workers, then the emulator, which
+        writes its data (if it keeps any) once the last request to it is answered."""
+        await self._stop(save=True)
+
+    async def _stop(self, *, save: bool) -> None:
         for gateway in reversed(self.gateways):
             await gateway.stop()
         self.gateways.clear()
         await self.runtime.stop()
-        await asyncio.get_running_loop().run_in_executor(None, self.emulator.stop)
+        await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.emulator.stop, save=save))
         if self._certificate_dir is not None:
             self._certificate_dir.cleanup()
             self._certificate_dir = None
