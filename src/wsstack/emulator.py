@@ -85,7 +85,7 @@ class Emulator:
     ) -> None:
         self._port = port
         self._python = python
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._lock: LockFile | None = None
         self.data_dir = data_dir
         self.fresh = fresh
@@ -139,7 +139,9 @@ class Emulator:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            text=True,
+            # Unbuffered, so that a line the child wrote is never held in our buffer while
+            # we wait on the pipe for it (it writes a second one right after the first).
+            bufsize=0,
             start_new_session=True,
             # The child holds the data folder's lock too, so that if we die first no other
             # stack takes the folder before the child has written its data.
@@ -218,7 +220,7 @@ class Emulator:
                     if self.data_dir is not None:
                         log.error("the AWS emulator did not write its data within %.0f s; it was killed", SAVE_TIMEOUT)
             if proc is not None and proc.stdout is not None:
-                self._log_save_report(proc.stdout.read())
+                self._log_save_report(proc.stdout.read().decode(errors="replace"))
                 proc.stdout.close()
             if proc is not None and proc.stdin is not None:
                 proc.stdin.close()
@@ -242,7 +244,7 @@ def _size(size: int) -> str:
 
 
 
-def _readline_within(proc: subprocess.Popen[str], timeout: float) -> str:
+def _readline_within(proc: subprocess.Popen[bytes], timeout: float) -> str:
     import selectors
 
     assert proc.stdout is not None
@@ -251,7 +253,7 @@ def _readline_within(proc: subprocess.Popen[str], timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                return proc.stdout.readline()
+                return proc.stdout.readline().decode(errors="replace")
             if proc.poll() is not None:
                 break
     return ""

@@ -139,7 +139,7 @@ def load(path: Path) -> dict[str, int]:
         try:
             header = pickle.load(file)
         except Exception as exc:
-            raise Unreadable(f"not a snapshot ({type(exc).__name__}: {exc})") from None
+            raise Unreadable(f"not a snapshot: {exc}") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             found = header.get("format") if isinstance(header, dict) else None
             raise Unreadable(f"snapshot format {found!r}, expected {FORMAT}")
