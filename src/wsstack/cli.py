@@ -265,7 +265,7 @@ async def _up(args: argparse.Namespace) -> int:
         # Held while this stack runs: a second `up` naming the same file is refused, and
         # never writes or removes it.
         owner = _claim_state_file(state)
-    except InUse as exc:
+    except (InUse, DataError) as exc:
         print(f"wsstack: {exc}", file=sys.stderr)
         return 2
     stack = LocalStack(
@@ -323,7 +323,7 @@ def _data_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _claim_state_file(state: Path) -> Any:
-    from wsstack.emulator import InUse
+    from wsstack.emulator import DataError, InUse
     from wsstack.lockfile import LockFile, LockHeld
 
     try:
@@ -333,6 +333,11 @@ def _claim_state_file(state: Path) -> Any:
         raise InUse(
             f"The state file {state} belongs to a running stack{holder}; to run another beside it, pass "
             "--state-file with another file (and --port 0 --tls-port 0 --emulator-port 0)."
+        ) from None
+    except OSError as exc:
+        raise DataError(
+            f"The state file {state} cannot be written ({exc.strerror or exc}); pass --state-file with a path "
+            "you can write."
         ) from None
 
 

@@ -59,7 +59,7 @@ class InUse(Exception):
 
 
 class DataError(Exception):
-    """The emulator could not restore its data folder; the message says what to pass."""
+    """A data folder or state file that cannot be used or read; the message says what to pass."""
 
 
 #: The lock file in a data folder: held by the stack (and its emulator) that uses the folder.
@@ -111,6 +111,11 @@ class Emulator:
             raise InUse(
                 f"The data folder {self.data_dir} is in use by another running stack{holder}; "
                 "pass --data-dir with another folder, or stop that stack."
+            ) from None
+        except OSError as exc:
+            raise DataError(
+                f"The data folder {self.data_dir} cannot be used ({exc.strerror or exc}); pass --data-dir with "
+                "a folder you can write, or --no-persist."
             ) from None
 
     def start(self, timeout: float = 30.0, *, announce: bool = True) -> str:

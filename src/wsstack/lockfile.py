@@ -10,9 +10,13 @@ process that died is simply locked again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; every lock is granted (one stack per file is then up to you)
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["LockFile", "LockHeld"]
 
@@ -50,7 +54,8 @@ class LockFile:
         for _attempt in range(_ATTEMPTS):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 # The holder may have removed the file between our open and our lock: then
                 # we hold a file nobody else will find, and try again with the new one.
                 if _same_file(fd, path):

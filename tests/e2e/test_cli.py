@@ -182,6 +182,8 @@ def test_help_explains_every_option(command):
                           ("--integration-timeout", "29"), ("--max-frame-bytes", "32768"),
                           ("--max-message-bytes", "131072")]:
             assert flag in result.stdout and f"(AWS: {aws})" in result.stdout
+        for flag in ("--data-dir DIR", "--no-persist", "--fresh", "--state-file FILE"):
+            assert flag in result.stdout
 
 
 @pytest.mark.parametrize("option", ["--emulator-port", "--port", "--tls-port"])
