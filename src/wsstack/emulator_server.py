@@ -104,43 +104,64 @@ def serve(port: int, data_dir: str | None = None, *, fresh: bool = False) -> Non
         )
     # The warm-up sends stdout to stderr while it runs; the lines for the parent go here.
     out = sys.stdout
-    print(json.dumps({"port": server.server_address[1]}), file=out, flush=True)
     snapshot = None
     if data_dir:
         from wsstack.snapshot import SNAPSHOT_NAME  # the child's own module: standard library only
 
         snapshot = Path(data_dir) / SNAPSHOT_NAME
-    if snapshot is not None:
-        # Held until the snapshot is restored, so that no request sees the emulator before.
-        lock.acquire()
+    #: The restore thread holds the request lock: no request sees the emulator before it.
+    holding = threading.Event()
+    #: The snapshot was read (or there was none, or it was set aside): writing one is now safe.
+    restored = threading.Event()
+    #: The port line is out.
+    announced = threading.Event()
 
     def stop(*_: object) -> None:
         # Once: a second signal while the snapshot is written must not start another.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if snapshot is not None:
-            # Taken after the request in progress is answered; none starts after it, as
-            # the process ends holding it. So a request is wholly in the snapshot or not at all.
+        if snapshot is not None and holding.is_set():
+            # Taken once the restore is done and the request in progress is answered; none
+            # starts after it, as the process ends holding it: a request is wholly in the
+            # snapshot or not at all.
             lock.acquire()
-            _report(out, _save(snapshot))
+            # Not restored (the restore failed): the snapshot on disk stays as it is.
+            if restored.is_set():
+                _report(out, _save(snapshot))
         # Leave at once rather than wait for the server's shutdown poll.
         os._exit(0)
 
+    # Before the port line: the parent may stop us as soon as it has read it.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if snapshot is not None:
+        threading.Thread(
+            target=_restore_then_warm_up,
+            args=(one_at_a_time, lock, snapshot, fresh, out, holding, restored, announced),
+            daemon=True,
+        ).start()
+        holding.wait()
+    else:
+        threading.Thread(target=_warm_up, args=(one_at_a_time,), daemon=True).start()
+    print(json.dumps({"port": server.server_address[1]}), file=out, flush=True)
+    announced.set()
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    threading.Thread(target=_start_up, args=(one_at_a_time, lock, snapshot, fresh, out), daemon=True).start()
     sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
     stop()
 
 
-def _start_up(app: _WSGIApp, lock: threading.Lock, snapshot: Path | None, fresh: bool, out: TextIO) -> None:
-    """Restore the snapshot (then release the request lock), then warm the backends up."""
-    if snapshot is not None:
-        try:
-            _report(out, _restore(snapshot, fresh))
-        finally:
-            lock.release()
+def _restore_then_warm_up(
+    app: _WSGIApp, lock: threading.Lock, snapshot: Path, fresh: bool, out: TextIO,
+    holding: threading.Event, restored: threading.Event, announced: threading.Event,
+) -> None:
+    """Restore the snapshot holding the request lock, then warm the backends up."""
+    with lock:
+        holding.set()
+        report = _restore(snapshot, fresh)
+        restored.set()
+    # After the port line, which the parent reads first.
+    announced.wait()
+    _report(out, report)
     _warm_up(app)
 
 
@@ -182,8 +203,9 @@ def _save(snapshot: Path) -> dict[str, Any]:
 
 
 def _report(out: TextIO, line: dict[str, Any]) -> None:
-    # The parent may be gone (stdin EOF): then nobody reads, and the write fails.
-    with contextlib.suppress(OSError, ValueError):
+    # The parent may be gone (stdin EOF): then nobody reads, and the write fails. (A signal
+    # arriving mid-print would make the stop handler's print a reentrant call: RuntimeError.)
+    with contextlib.suppress(OSError, ValueError, RuntimeError):
         print(json.dumps(line), file=out, flush=True)
 
 
