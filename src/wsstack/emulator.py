@@ -217,15 +217,18 @@ class Emulator:
                 proc.wait(timeout=5)
             elif proc is not None and proc.poll() is None:
                 proc.terminate()
+                # Its stdout closes as it exits: waiting on the pipe returns then, where
+                # Popen.wait(timeout) would poll, up to 50 ms late.
+                output = _read_to_end(proc, SAVE_TIMEOUT if self.data_dir is not None else 5)
                 try:
-                    proc.wait(timeout=SAVE_TIMEOUT if self.data_dir is not None else 5)
+                    proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=5)
                     if self.data_dir is not None:
                         log.error("the AWS emulator did not write its data within %.0f s; it was killed", SAVE_TIMEOUT)
+                self._log_save_report(output)
             if proc is not None and proc.stdout is not None:
-                self._log_save_report(proc.stdout.read().decode(errors="replace"))
                 proc.stdout.close()
             if proc is not None and proc.stdin is not None:
                 proc.stdin.close()
@@ -247,6 +250,24 @@ class Emulator:
 def _size(size: int) -> str:
     return f"{size / 1024:.0f} KB" if size < 10 * 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
 
+
+
+def _read_to_end(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """What the child writes on stdout until it closes it (by exiting), or ``timeout`` passes."""
+    import selectors
+
+    assert proc.stdout is not None
+    chunks: list[bytes] = []
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if sel.select(timeout=left):
+                chunk = proc.stdout.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _readline_within(proc: subprocess.Popen[bytes], timeout: float) -> str:
