@@ -1,14 +1,15 @@
 """The emulator's data on disk: moto's DynamoDB and Cognito backends, pickled.
 
 The emulator child (:mod:`wsstack.emulator_server`) restores a snapshot before it serves its
-first request and writes one when it stops, so tables, user pools, app clients and users keep
-their names, ids, ``sub``\\ s and items across restarts.
+first request and writes one when it stops, so tables keep their items, and user pools, app
+clients and users their ids and ``sub`` values, across restarts.
 
 A snapshot file holds two pickles, one after the other: a small header (format version, moto
 and Python versions, when it was written), then the backends, as ``{(module, attribute):
 {account: {region: backend}}}``. The header is read first, so a snapshot of another moto
-version is refused before any of its objects are built. Pickle runs code named in the file:
-a snapshot is trusted like the project's own code, and lives in the project's ``.local/``.
+version is refused before any of its objects are built. Unpickling can run code the file
+names: a snapshot is trusted like the project's own code (it lives in the project's
+``.local/``); never restore one from elsewhere.
 
 Only the standard library is imported at module level: moto is imported on first use, as
 in the emulator child itself.
