@@ -120,11 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Start the template's WebSocket APIs (one gateway per stage), its Lambda functions and\n"
             "its tables and user pools, and serve until Ctrl-C. Edited handler code takes effect on\n"
-            "the next invocation. The URLs are printed and written to the state file."
+            "the next invocation. The URLs are printed and written to the state file. Tables keep\n"
+            "their items, and pools, app clients and users their ids, from one run to the next."
         ),
         epilog=(
             "examples:\n"
             "  wsstack up\n"
+            "  wsstack up --fresh                                    # forget the saved data\n"
+            "  wsstack up --port 0 --tls-port 0 --emulator-port 0 --state-file .local/b.json   # a second stack\n"
             "  wsstack up -t tests/fixtures/sam_websocket_api/template.yaml --port 0 --log-format json\n"
             "  wsstack up --idle-timeout 5 --integration-timeout 2   # see AWS's limits in seconds"
         ),
@@ -143,7 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "every interface (in a container, or for a phone on the same network); URLs still name "
                     "127.0.0.1 (default: %(default)s)")
     up.add_argument("--state-file", default=".local/stack.json", metavar="FILE",
-                    help="where to write the stack's URLs and ids as JSON (default: %(default)s)")
+                    help="where to write the stack's URLs and ids as JSON while it runs; one running stack "
+                    "per state file (default: %(default)s)")
+    data = up.add_argument_group(
+        "data (tables, user pools, app clients and users are kept across restarts by default)")
+    keep = data.add_mutually_exclusive_group()
+    keep.add_argument("--data-dir", metavar="DIR",
+                      help="folder the data is kept in; one running stack per folder (default: data/<name> "
+                      "beside the state file, e.g. .local/data/stack for .local/stack.json)")
+    keep.add_argument("--no-persist", dest="persist", action="store_false",
+                      help="keep the data in memory only: start empty and write nothing (for tests)")
+    data.add_argument("--fresh", action="store_true",
+                      help="discard the saved data and start empty, as on a first run")
     up.add_argument("--users", metavar="FILE",
                     help="users to create in the template's user pools before ready: "
                     '{"<PoolLogicalId>": [{"username": ..., "password": ..., "attributes": {...}}]} '
@@ -236,7 +250,7 @@ def _limits(args: argparse.Namespace) -> Any:
     return Limits(**given) if given else None
 
 
-def _banner(info: Any, app: Any, state: Path, ready_ms: float) -> str:
+def _banner(info: Any, app: Any, state: Path, ready_ms: float, data: str = "") -> str:
     lines = []
     for api in info.apis:
         label = f"{api.api} ({api.stage})" if len(info.apis) > 1 else "WebSocket URL"
@@ -255,6 +269,8 @@ def _banner(info: Any, app: Any, state: Path, ready_ms: float) -> str:
         lines.append(f"  {'' if index else 'Users':<18}{username:<8} sub {sub}")
     if info.host != DEFAULT_HOST:
         lines.append(f"  {'Listening on':<18}{_listening(info)}")
+    if data:
+        lines.append(data)
     lines.append(f"  {'State file':<18}{state}")
     lines.append(f"  {'Ready in':<18}{ready_ms:.0f} ms")
     return "\n" + "\n".join(lines) + "\n"
@@ -282,26 +298,41 @@ def _connect_hint(app: Any, api_id: str) -> str:
 
 
 async def _up(args: argparse.Namespace) -> int:
+    from wsstack.emulator import DataError, InUse
     from wsstack.stack import CODE_CHECK_INTERVAL, LocalStack
 
+    state = Path(args.state_file)
+    try:
+        # Held while this stack runs: a second `up` naming the same file is refused, and
+        # never writes or removes it.
+        owner = _claim_state_file(state)
+    except (InUse, DataError) as exc:
+        print(f"wsstack: {exc}", file=sys.stderr)
+        return 2
     stack = LocalStack(
         Path(args.template), parameters=_parameters(args.parameter), port=args.port,
         tls_port=args.tls_port, emulator_port=args.emulator_port, host=args.host,
         env_vars=_existing(args.env_vars), users=Path(args.users) if args.users else _existing(USERS_FILE),
         users_strict=bool(args.users), limits=_limits(args), function_concurrency=args.function_concurrency,
         code_check_interval=CODE_CHECK_INTERVAL if args.hot_reload else None,
+        data_dir=_data_dir(args), fresh=args.fresh,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     started = time.perf_counter()
+    wrote_state = False
     try:
-        info = await stack.start()
-        state = Path(args.state_file)
-        state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_text(info.to_json() + "\n", encoding="utf-8")
-        print(_banner(info, stack.app, state, (time.perf_counter() - started) * 1000), flush=True)
+        try:
+            info = await stack.start()
+        except (InUse, DataError) as exc:
+            print(f"wsstack: {exc}", file=sys.stderr)
+            return 2
+        _write_state(state, info.to_json() + "\n")
+        wrote_state = True
+        print(_banner(info, stack.app, state, (time.perf_counter() - started) * 1000, _data_line(stack.emulator)),
+              flush=True)
         # Ready means serving, with tables and users in place; the seed command then uses the
         # stack as any client would, while it serves.
         print(f"{READY_LINE} (Ctrl-C to stop)", flush=True)
@@ -312,10 +343,65 @@ async def _up(args: argparse.Namespace) -> int:
             seed.terminate()
             await seed.wait()
     finally:
+        # The emulator writes its data last, once the gateways and functions have stopped.
         await stack.stop()
-        with contextlib.suppress(FileNotFoundError):
-            Path(args.state_file).unlink()
+        if wrote_state:
+            with contextlib.suppress(FileNotFoundError):
+                state.unlink()
+        owner.release()
     return 0
+
+
+def _data_dir(args: argparse.Namespace) -> Path | None:
+    """Where ``up`` keeps its data: ``--data-dir``, else ``data/<state file name>`` beside the
+    state file (so each state file, hence each stack, has its own); None with ``--no-persist``."""
+    if not args.persist:
+        return None
+    if args.data_dir:
+        return Path(args.data_dir)
+    state = Path(args.state_file)
+    return state.parent / "data" / state.stem
+
+
+def _claim_state_file(state: Path) -> Any:
+    from wsstack.emulator import DataError, InUse
+    from wsstack.lockfile import LockFile, LockHeld
+
+    try:
+        return LockFile.acquire(state.with_name(state.name + ".lock"))
+    except LockHeld as held:
+        holder = f" (pid {held.pid})" if held.pid else ""
+        raise InUse(
+            f"The state file {state} belongs to a running stack{holder}; to run another beside it, pass "
+            "--state-file with another file (and --port 0 --tls-port 0 --emulator-port 0)."
+        ) from None
+    except OSError as exc:
+        raise DataError(
+            f"The state file {state} cannot be written ({exc.strerror or exc}); pass --state-file with a path "
+            "you can write."
+        ) from None
+
+
+def _write_state(state: Path, text: str) -> None:
+    # Written whole under another name, then renamed: a client reading it never sees half.
+    state.parent.mkdir(parents=True, exist_ok=True)
+    temporary = state.with_name(f".{state.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, state)
+
+
+def _data_line(emulator: Any) -> str:
+    if emulator.data_dir is None:
+        return f"  {'Data':<18}in memory only (--no-persist): nothing is kept"
+    outcome = emulator.data.get("data")
+    if outcome == "restored":
+        found = emulator.data
+        said = f"restored {found['tables']} tables, {found['items']} items, {found['users']} users"
+    elif outcome == "set_aside":
+        said = "started empty: the saved data could not be read and was set aside"
+    else:
+        said = "started empty" if emulator.fresh else "nothing saved yet"
+    return f"  {'Data':<18}{emulator.data_dir}  ({said}; kept across restarts, --fresh to start empty)"
 
 
 async def _start_seed(command: str, state: Path) -> asyncio.subprocess.Process | None:

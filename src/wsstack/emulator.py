@@ -9,6 +9,7 @@ call. moto's CloudFormation is not used because it silently skips ApiGatewayV2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -16,16 +17,19 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import boto3
 
 from wsstack.gateway.core import default_api_id
 from wsstack.hosts import DEFAULT_HOST, url_host
+from wsstack.lockfile import LockFile, LockHeld
 from wsstack.model import App, Resource
+from wsstack.snapshot import SNAPSHOT_NAME
 from wsstack.template import DEFAULT_REGION, TemplateError, resolve
 
-__all__ = ["Emulator", "PortInUse", "aws_client", "create_resources"]
+__all__ = ["DataError", "Emulator", "InUse", "PortInUse", "aws_client", "create_resources"]
 
 log = logging.getLogger("wsstack.emulator")
 
@@ -50,6 +54,22 @@ class PortInUse(Exception):
     """A server of the stack could not listen where it was asked to; the message says what to pass."""
 
 
+class InUse(Exception):
+    """A running stack owns what this one was asked to use (its data folder, its state file);
+    the message names it and says what to pass."""
+
+
+class DataError(Exception):
+    """A data folder or state file that cannot be used or read; the message says what to pass."""
+
+
+#: The lock file in a data folder: held by the stack (and its emulator) that uses the folder.
+DATA_LOCK_NAME = "lock"
+
+#: Seconds the emulator may take to write its data when it stops, before it is killed.
+SAVE_TIMEOUT = 120.0
+
+
 class Emulator:
     """moto server in a child process, on 127.0.0.1 by default.
 
@@ -57,34 +77,90 @@ class Emulator:
         port: TCP port, 0 for a free one.
         python: the interpreter to run moto with.
         host: the address to listen on; with 0.0.0.0 the endpoint URL still names 127.0.0.1.
+        data_dir: keep the emulator's data in this folder across restarts (see
+            :mod:`wsstack.snapshot`); None keeps it in memory only.
+        fresh: discard the data saved in ``data_dir`` rather than restore it.
     """
 
-    def __init__(self, port: int = 0, python: str = sys.executable, *, host: str = DEFAULT_HOST) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        python: str = sys.executable,
+        *,
+        host: str = DEFAULT_HOST,
+        data_dir: Path | None = None,
+        fresh: bool = False,
+    ) -> None:
         self._port = port
         self._python = python
         self._host = host
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock: LockFile | None = None
+        self.data_dir = data_dir
+        self.fresh = fresh
+        #: What became of the saved data at start: "restored", "empty" or "set_aside"
+        #: (the child's report, with counts); empty when the data lives in memory only.
+        self.data: dict[str, Any] = {}
         self.endpoint_url = ""
+
+    def claim(self) -> None:
+        """Lock the data folder for this stack; idempotent, and a no-op without a data folder.
+
+        :meth:`start` claims it too; a caller claims it first to refuse early.
+
+        Raises:
+            InUse: another running stack uses the folder.
+        """
+        if self.data_dir is None or self._lock is not None:
+            return
+        try:
+            self._lock = LockFile.acquire(self.data_dir / DATA_LOCK_NAME)
+        except LockHeld as held:
+            holder = f" (pid {held.pid})" if held.pid else ""
+            raise InUse(
+                f"The data folder {self.data_dir} is in use by another running stack{holder}; "
+                "pass --data-dir with another folder, or stop that stack."
+            ) from None
+        except OSError as exc:
+            raise DataError(
+                f"The data folder {self.data_dir} cannot be used ({exc.strerror or exc}); pass --data-dir with "
+                "a folder you can write, or --no-persist."
+            ) from None
 
     def start(self, timeout: float = 30.0, *, announce: bool = True) -> str:
         """Start moto and return its endpoint URL once it accepts requests.
 
         Args:
-            timeout: Seconds to wait for the child to bind its port.
+            timeout: Seconds to wait for the child to bind its port (and again to restore
+                its data).
             announce: Log the endpoint; a caller that may yet fail for another reason (a bad
                 template read meanwhile) calls :meth:`announce` itself once that is settled.
+
+        Raises:
+            PortInUse: the port is taken.
+            InUse: another running stack uses the data folder.
         """
+        self.claim()
+        data_args: list[str] = []
+        if self.data_dir is not None:
+            data_args = ["--data-dir", str(self.data_dir), *(["--fresh"] if self.fresh else [])]
         self._proc = subprocess.Popen(
             # A lean module (standard library only until it serves): start-up is on the
             # critical path. Its name still contains "wsstack.emulator" for tools that look.
-            [self._python, "-m", "wsstack.emulator_server", "--port", str(self._port), "--host", self._host],
+            [self._python, "-m", "wsstack.emulator_server", "--port", str(self._port), "--host", self._host,
+             *data_args],
             # The child exits when this pipe closes, so it cannot outlive us even if we are
             # killed; its own session keeps a terminal's Ctrl-C for us to handle in order.
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            text=True,
+            # Unbuffered, so that a line the child wrote is never held in our buffer while
+            # we wait on the pipe for it (it writes a second one right after the first).
+            bufsize=0,
             start_new_session=True,
+            # The child holds the data folder's lock too, so that if we die first no other
+            # stack takes the folder before the child has written its data.
+            pass_fds=(self._lock.fileno(),) if self._lock is not None else (),
         )
         assert self._proc.stdout is not None
         # The child prints one JSON line with its port once the socket is bound.
@@ -94,35 +170,117 @@ class Emulator:
             said = json.loads(line)
             port = said["port"]
         except (ValueError, KeyError, TypeError):
-            self.stop()
+            self.stop(save=False)
             reason = said.get("error") if isinstance(said, dict) else None
             raise PortInUse(
                 f"The AWS emulator could not listen on {self._host}:{self._port}"
                 f"{f' ({reason})' if reason else ''}; pass --emulator-port 0 for a free port."
             ) from None
         self.endpoint_url = f"http://{url_host(self._host)}:{port}"
+        if self.data_dir is not None:
+            self._read_restore_report(timeout)
         if announce:
             self.announce()
         return self.endpoint_url
+
+    def _read_restore_report(self, timeout: float) -> None:
+        # The child restores before it serves a request, so waiting for its report costs
+        # nothing: our first request would wait as long.
+        assert self._proc is not None and self.data_dir is not None
+        line = _readline_within(self._proc, timeout)
+        try:
+            self.data = json.loads(line)
+        except ValueError:
+            self.stop(save=False)
+            raise DataError(
+                f"The AWS emulator did not restore the data in {self.data_dir} within {timeout:.0f} s; "
+                "pass --fresh to start empty, or --no-persist to keep everything in memory."
+            ) from None
+        snapshot = self.data_dir / SNAPSHOT_NAME
+        if self.data.get("data") == "restored":
+            log.info(
+                "data restored from %s: %s tables with %s items, %s user pools with %s users (%s in %.0f ms)",
+                snapshot, self.data["tables"], self.data["items"], self.data["user_pools"], self.data["users"],
+                _size(self.data["bytes"]), self.data["ms"],
+            )
+        elif self.data.get("data") == "set_aside":
+            log.warning(
+                "data in %s could not be read (%s); set it aside as %s and started empty",
+                snapshot, self.data.get("reason"), self.data.get("path") or "(not renamed)",
+            )
 
     def announce(self) -> None:
         """Log where the emulator listens."""
         log.info("AWS emulator (moto) at %s", self.endpoint_url)
 
-    def stop(self) -> None:
-        """Stop the child process; idempotent."""
+    def stop(self, *, save: bool = True) -> None:
+        """Stop the child process; idempotent.
+
+        Args:
+            save: let the child write its data first (if it keeps any); False ends it at once,
+                leaving the saved data as it was (a stack that failed to start changed nothing).
+        """
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+            if proc is not None and proc.poll() is None and not save:
+                proc.kill()
+                proc.wait(timeout=5)
+            elif proc is not None and proc.poll() is None:
+                proc.terminate()
+                # Its stdout closes as it exits: waiting on the pipe returns then, where
+                # Popen.wait(timeout) would poll, up to 50 ms late.
+                output = _read_to_end(proc, SAVE_TIMEOUT if self.data_dir is not None else 5)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+                    if self.data_dir is not None:
+                        log.error("the AWS emulator did not write its data within %.0f s; it was killed", SAVE_TIMEOUT)
+                self._log_save_report(output)
+            if proc is not None and proc.stdout is not None:
+                proc.stdout.close()
+            if proc is not None and proc.stdin is not None:
+                proc.stdin.close()
+        finally:
+            if self._lock is not None and (proc is None or proc.poll() is not None):
+                self._lock.release()
+                self._lock = None
+
+    def _log_save_report(self, output: str) -> None:
+        for line in output.splitlines():
+            with contextlib.suppress(ValueError):
+                report = json.loads(line)
+                if report.get("data") == "saved":
+                    log.info("data saved to %s (%s in %.0f ms)", self.data_dir, _size(report["bytes"]), report["ms"])
+                elif report.get("data") == "not_saved":
+                    log.error("data could not be saved to %s: %s", self.data_dir, report.get("reason"))
 
 
-def _readline_within(proc: subprocess.Popen[str], timeout: float) -> str:
+def _size(size: int) -> str:
+    return f"{size / 1024:.0f} KB" if size < 10 * 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+
+
+
+def _read_to_end(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """What the child writes on stdout until it closes it (by exiting), or ``timeout`` passes."""
+    import selectors
+
+    assert proc.stdout is not None
+    chunks: list[bytes] = []
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if sel.select(timeout=left):
+                chunk = proc.stdout.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _readline_within(proc: subprocess.Popen[bytes], timeout: float) -> str:
     import selectors
 
     assert proc.stdout is not None
@@ -131,7 +289,7 @@ def _readline_within(proc: subprocess.Popen[str], timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                return proc.stdout.readline()
+                return proc.stdout.readline().decode(errors="replace")
             if proc.poll() is not None:
                 break
     return ""
@@ -156,25 +314,92 @@ def _create_table(res: Resource, props: dict[str, Any], client: Any) -> _Created
     args = _api_arguments(client, "CreateTable", {**props, "TableName": name})
     if "StreamSpecification" in props:  # CloudFormation leaves StreamEnabled implicit
         args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-    created = client.create_table(**args)["TableDescription"]
+    try:
+        table = client.create_table(**args)["TableDescription"]
+    except client.exceptions.ResourceInUseException:
+        # Kept from the last run (see wsstack.snapshot): reused with its items while the
+        # template still gives it the same keys, indexes and stream.
+        table = client.describe_table(TableName=name)["Table"]
+        if _table_shape(table) != _table_shape(args):
+            count = table.get("ItemCount", 0)
+            client.delete_table(TableName=name)
+            table = client.create_table(**args)["TableDescription"]
+            log.warning(
+                "%s: the template changed the keys, indexes or stream of table %s; recreated it, "
+                "dropping its %s items", res.logical_id, name, count,
+            )
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
         client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
     # Fn::GetAtt Table.StreamArn embeds the stream's creation time: known only now.
-    stream = created.get("LatestStreamArn")
+    stream = table.get("LatestStreamArn")
     return str(name), ({"StreamArn": stream} if stream else {})
+
+
+def _table_shape(table: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a table (a CreateTable call or a DescribeTable answer) its items depend on."""
+
+    def keys(schema: Any) -> tuple[tuple[str, str], ...]:
+        return tuple((k["AttributeName"], k["KeyType"]) for k in schema or ())
+
+    def indexes(found: Any) -> frozenset[Any]:
+        return frozenset(
+            (index["IndexName"], keys(index["KeySchema"]), index.get("Projection", {}).get("ProjectionType", "ALL"),
+             frozenset(index.get("Projection", {}).get("NonKeyAttributes", ())))
+            for index in found or ()
+        )
+
+    key_names = {k["AttributeName"] for k in table.get("KeySchema", ())}
+    for index in (*table.get("GlobalSecondaryIndexes", ()), *table.get("LocalSecondaryIndexes", ())):
+        key_names.update(k["AttributeName"] for k in index["KeySchema"])
+    stream = table.get("StreamSpecification") or {}
+    return (
+        keys(table.get("KeySchema")),
+        frozenset((d["AttributeName"], d["AttributeType"]) for d in table.get("AttributeDefinitions", ())
+                  if d["AttributeName"] in key_names),
+        indexes(table.get("GlobalSecondaryIndexes")),
+        indexes(table.get("LocalSecondaryIndexes")),
+        stream.get("StreamViewType") if stream.get("StreamEnabled") else None,
+    )
 
 
 def _create_user_pool(res: Resource, props: dict[str, Any], client: Any) -> _Created:
     args = _api_arguments(client, "CreateUserPool", props)
     args["PoolName"] = props.get("UserPoolName") or res.logical_id
+    # A pool kept from the last run, found by name, keeps its id, so tokens and clients that
+    # name it stay valid. It keeps its settings too (moto's UpdateUserPool would reset the
+    # ones it does not take, such as UsernameAttributes): --fresh applies changed ones.
+    existing = _find(client, "list_user_pools", "UserPools", "Name", args["PoolName"], MaxResults=60)
+    if existing is not None:
+        return str(existing["Id"]), {}
     return str(client.create_user_pool(**args)["UserPool"]["Id"]), {}
 
 
 def _create_user_pool_client(res: Resource, props: dict[str, Any], client: Any) -> _Created:
     args = _api_arguments(client, "CreateUserPoolClient", props)
     args.setdefault("ClientName", res.logical_id)
-    return str(client.create_user_pool_client(**args)["UserPoolClient"]["ClientId"]), {}
+    # A client kept from the last run, found by name in its pool, keeps its id (apps and
+    # running clients hold it); the template's settings are applied to it again.
+    existing = _find(client, "list_user_pool_clients", "UserPoolClients", "ClientName", args["ClientName"],
+                     UserPoolId=args["UserPoolId"], MaxResults=60)
+    if existing is None:
+        return str(client.create_user_pool_client(**args)["UserPoolClient"]["ClientId"]), {}
+    update = _api_arguments(client, "UpdateUserPoolClient", args)
+    client.update_user_pool_client(**update, ClientId=existing["ClientId"])
+    return str(existing["ClientId"]), {}
+
+
+def _find(client: Any, operation: str, key: str, field: str, value: str, **kwargs: Any) -> dict[str, Any] | None:
+    """The first listed resource whose ``field`` is ``value``, following NextToken; None if none."""
+    token: str | None = None
+    while True:
+        page = getattr(client, operation)(**kwargs, **({"NextToken": token} if token else {}))
+        for found in page.get(key, ()):
+            if found.get(field) == value:
+                return dict(found)
+        token = page.get("NextToken")
+        if not token:
+            return None
 
 
 #: Resource type -> (boto3 service, creator). Listed in creation order: a pool client needs

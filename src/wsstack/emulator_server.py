@@ -3,7 +3,14 @@
 :class:`wsstack.emulator.Emulator` runs this module. It prints one JSON line on stdout,
 ``{"port": N}`` once the socket is bound (or ``{"error": "..."}`` if it cannot be), serves
 moto on 127.0.0.1 (or ``--host``) until its stdin closes or it gets SIGTERM/SIGINT, and prints nothing
-else on stdout.
+else on stdout unless it keeps its data.
+
+With ``--data-dir DIR`` it keeps its data there (see :mod:`wsstack.snapshot`): before it
+serves a request it restores the snapshot and prints one more line, ``{"data": "restored",
+...}``, ``{"data": "empty"}`` (no snapshot, or ``--fresh`` removed it) or ``{"data":
+"set_aside", "path": ..., "reason": ...}`` (a snapshot it could not read, renamed); when it
+stops it writes the snapshot once the request in progress is answered, and prints
+``{"data": "saved", ...}`` or ``{"data": "not_saved", "reason": ...}`` last.
 
 Start-up time is on the stack's critical path, so only the standard library is imported
 here at module level: moto and werkzeug are imported by :func:`serve`, and nothing of the
@@ -21,8 +28,10 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 __all__ = ["PRELOADED_BACKENDS", "WARM_REGION", "main", "serve"]
 
@@ -53,8 +62,16 @@ _WARM_ACCESS_KEY = "testing"
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Run moto on ``host``:``port`` (0 for a free port) and announce the bound port on stdout."""
+def serve(port: int, data_dir: str | None = None, *, fresh: bool = False, host: str = "127.0.0.1") -> None:
+    """Run moto on ``host``:``port`` (0 for a free port) and announce the bound port on stdout.
+
+    Args:
+        port: TCP port, 0 for a free one.
+        data_dir: folder of the snapshot to restore now and write on exit; None keeps
+            everything in memory only.
+        fresh: remove the snapshot rather than restore it.
+        host: the address to listen on.
+    """
     # Bound here rather than by werkzeug, which reports a port in use on stderr and exits,
     # and before moto's imports, so that a port in use is told at once.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -86,15 +103,111 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
         server = make_server(
             host, port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler, fd=sock.fileno()
         )
-    print(json.dumps({"port": server.server_address[1]}), flush=True)
-    # Everything lives in memory and is discarded on exit, so there is nothing to flush:
-    # leave at once rather than wait for the server's shutdown poll.
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    # The warm-up sends stdout to stderr while it runs; the lines for the parent go here.
+    out = sys.stdout
+    snapshot = None
+    if data_dir:
+        from wsstack.snapshot import SNAPSHOT_NAME  # the child's own module: standard library only
+
+        snapshot = Path(data_dir) / SNAPSHOT_NAME
+    #: The restore thread holds the request lock: no request sees the emulator before it.
+    holding = threading.Event()
+    #: The snapshot was read (or there was none, or it was set aside): writing one is now safe.
+    restored = threading.Event()
+    #: The port line is out.
+    announced = threading.Event()
+
+    def stop(*_: object) -> None:
+        # Once: a second signal while the snapshot is written must not start another.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if snapshot is not None and holding.is_set():
+            # Taken once the restore is done and the request in progress is answered; none
+            # starts after it, as the process ends holding it: a request is wholly in the
+            # snapshot or not at all.
+            lock.acquire()
+            # Not restored (the restore failed): the snapshot on disk stays as it is.
+            if restored.is_set():
+                _report(out, _save(snapshot))
+        # Leave at once rather than wait for the server's shutdown poll.
+        os._exit(0)
+
+    # Before the port line: the parent may stop us as soon as it has read it.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if snapshot is not None:
+        threading.Thread(
+            target=_restore_then_warm_up,
+            args=(one_at_a_time, lock, snapshot, fresh, out, holding, restored, announced),
+            daemon=True,
+        ).start()
+        holding.wait()
+    else:
+        threading.Thread(target=_warm_up, args=(one_at_a_time,), daemon=True).start()
+    print(json.dumps({"port": server.server_address[1]}), file=out, flush=True)
+    announced.set()
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    threading.Thread(target=_warm_up, args=(one_at_a_time,), daemon=True).start()
     sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
-    os._exit(0)
+    stop()
+
+
+def _restore_then_warm_up(
+    app: _WSGIApp, lock: threading.Lock, snapshot: Path, fresh: bool, out: TextIO,
+    holding: threading.Event, restored: threading.Event, announced: threading.Event,
+) -> None:
+    """Restore the snapshot holding the request lock, then warm the backends up."""
+    with lock:
+        holding.set()
+        report = _restore(snapshot, fresh)
+        restored.set()
+    # After the port line, which the parent reads first.
+    announced.wait()
+    _report(out, report)
+    _warm_up(app)
+
+
+def _restore(snapshot: Path, fresh: bool) -> dict[str, Any]:
+    from wsstack import snapshot as snapshots
+
+    if fresh:
+        snapshot.unlink(missing_ok=True)
+        return {"data": "empty"}
+    if not snapshot.exists():
+        return {"data": "empty"}
+    # Timed apart from the restore: the warm-up imports them anyway.
+    snapshots.import_backends()
+    started = time.perf_counter()
+    try:
+        counts = snapshots.load(snapshot)
+    except FileNotFoundError:
+        return {"data": "empty"}
+    except Exception as exc:  # Unreadable, or anything else unpickling raised: set aside, start empty
+        try:
+            aside = snapshots.set_aside(snapshot)
+        except OSError as rename_error:
+            # Not renamed: it stays, and is replaced by the next save.
+            return {"data": "set_aside", "path": "", "reason": f"{exc}; not renamed: {rename_error}"}
+        return {"data": "set_aside", "path": str(aside), "reason": str(exc)}
+    return {"data": "restored", "bytes": snapshot.stat().st_size,
+            "ms": round((time.perf_counter() - started) * 1000, 1), **counts}
+
+
+def _save(snapshot: Path) -> dict[str, Any]:
+    from wsstack import snapshot as snapshots
+
+    started = time.perf_counter()
+    try:
+        size = snapshots.save(snapshot)
+    except Exception as exc:  # told to the parent, which says it in one line
+        return {"data": "not_saved", "reason": f"{type(exc).__name__}: {exc}"}
+    return {"data": "saved", "bytes": size, "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _report(out: TextIO, line: dict[str, Any]) -> None:
+    # The parent may be gone (stdin EOF): then nobody reads, and the write fails. (A signal
+    # arriving mid-print would make the stop handler's print a reentrant call: RuntimeError.)
+    with contextlib.suppress(OSError, ValueError, RuntimeError):
+        print(json.dumps(line), file=out, flush=True)
 
 
 def _warm_up(app: _WSGIApp) -> None:
@@ -157,12 +270,14 @@ def _call(app: _WSGIApp, environ: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry: ``--port N`` (0 = a free port), ``--host ADDRESS`` (default 127.0.0.1)."""
+    """Command-line entry: ``--port N`` (0 = a free port), ``--host ADDRESS``, ``--data-dir DIR``, ``--fresh``."""
     parser = argparse.ArgumentParser(description="Run the embedded AWS emulator (moto).")
     parser.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--data-dir", help="keep the data in this folder across restarts (default: memory only)")
+    parser.add_argument("--fresh", action="store_true", help="remove the saved data rather than restore it")
     args = parser.parse_args(argv)
-    serve(args.port, args.host)
+    serve(args.port, args.data_dir, fresh=args.fresh, host=args.host)
 
 
 if __name__ == "__main__":

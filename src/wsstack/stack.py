@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import http.client
 import json
 import logging
+import os
 import re
+import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -40,6 +43,7 @@ __all__ = [
     "LocalStack",
     "StackInfo",
     "StackMismatch",
+    "check_ports",
     "function_environment",
     "load_env_vars",
     "local_endpoints",
@@ -104,6 +108,10 @@ class StackInfo:
     #: The address every server listens on (``--host``); the URLs above name 127.0.0.1
     #: when it is 0.0.0.0.
     host: str = DEFAULT_HOST
+    #: The folder the emulator keeps its data in across restarts; empty: memory only.
+    data_dir: str = ""
+    #: The process serving the stack.
+    pid: int = field(default_factory=os.getpid)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -393,6 +401,48 @@ def function_environment(
 #: Seconds between two checks for changed code, at most: an invocation checks first.
 CODE_CHECK_INTERVAL = 0.25
 
+def check_ports(host: str, ports: Mapping[str, int]) -> None:
+    """Refuse, naming all of them at once, the ports that are taken; refuse a port given twice.
+
+    ``ports`` maps each option to its port; 0 (a free port) is never taken. Each is tried
+    as the servers will bind it (``SO_REUSEADDR``, so a port left in TIME_WAIT by a stack
+    that just stopped still counts as free).
+
+    Raises:
+        PortInUse: one sentence naming each busy port with its option, and what to pass.
+    """
+    seen: dict[int, str] = {}
+    for flag, port in ports.items():
+        if port and port in seen:
+            raise PortInUse(f"Port {port} is given to both {seen[port]} and {flag}; give each its own port, "
+                            f"or {flag} 0 for a free one.")
+        seen[port] = flag
+    busy: list[str] = []
+    flags: list[str] = []
+    all_in_use = True
+    for flag, port in ports.items():
+        if not port:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                in_use = exc.errno == errno.EADDRINUSE
+                busy.append(f"{port} ({flag})" if in_use else f"{port} ({flag}: {exc.strerror or exc})")
+                flags.append(flag)
+                all_in_use = all_in_use and in_use
+    if not busy:
+        return
+    if len(busy) == 1:
+        listed, it, free = f"Port {busy[0]} is", "it", "a free port"
+    else:
+        listed, it, free = f"Ports {', '.join(busy[:-1])} and {busy[-1]} are", "them", "free ports"
+    raise PortInUse(
+        f"{listed} {'in use' if all_in_use else 'not free'} on {host}; stop what uses {it}, or pass "
+        f"{' '.join(f'{flag} 0' for flag in flags)} for {free}."
+    )
+
 
 def _warn_unenforced(app: App) -> None:
     # IAM authorization needs SigV4 checks against IAM policies, which the local stack does
@@ -440,6 +490,9 @@ class LocalStack:
             :func:`stack_answers`): its emulator, tables, user pools and gateways serve the
             functions, which run in this process's own workers; nothing else is started.
             :meth:`start` raises :class:`StackMismatch` if it serves another template.
+        data_dir: keep the emulator's tables, pools and users in this folder across
+            restarts (one running stack per folder); None keeps them in memory only.
+        fresh: discard the data saved in ``data_dir`` and start empty.
     """
 
     def __init__(
@@ -460,6 +513,8 @@ class LocalStack:
         code_check_interval: float | None = CODE_CHECK_INTERVAL,
         require_api: bool = True,
         running: StackInfo | None = None,
+        data_dir: Path | None = None,
+        fresh: bool = False,
     ) -> None:
         self.template = Path(template)
         self.parameters = dict(parameters or {})
@@ -472,7 +527,8 @@ class LocalStack:
         self._limits = limits
         self._require_api = require_api
         self._running = running
-        self.emulator = Emulator(port=emulator_port, host=host)
+        self._emulator_port = emulator_port
+        self.emulator = Emulator(port=emulator_port, host=host, data_dir=data_dir, fresh=fresh)
         self.runtime = LambdaRuntime(
             default_concurrency=function_concurrency,
             code_check_interval=code_check_interval,
@@ -487,13 +543,19 @@ class LocalStack:
         try:
             return await self._start()
         except BaseException:
-            await self.stop()
+            # A stack that did not start leaves the saved data as it found it.
+            await self._stop(save=False)
             raise
 
     async def _start(self) -> StackInfo:
         if self._running is not None:
             return await self._attach(self._running)
         loop = asyncio.get_running_loop()
+        # What a running stack may hold is checked before anything starts: every port in use
+        # named at once rather than one per attempt, then the data folder.
+        check_ports(self.host, {"--port": self._ports[0], "--tls-port": self._ports[1],
+                                  "--emulator-port": self._emulator_port})
+        self.emulator.claim()
         # moto takes about as long to boot in its own process as the template takes to read
         # and translate here, so the two overlap; the emulator is always needed.
         emulator = loop.run_in_executor(None, functools.partial(self.emulator.start, announce=False))
@@ -563,6 +625,7 @@ class LocalStack:
             users=users,
             ca_bundle=str(certificate.cert_path) if certificate else "",
             host=self.host,
+            data_dir=str(self.emulator.data_dir) if self.emulator.data_dir is not None else "",
         )
         return self.info
 
@@ -626,12 +689,16 @@ class LocalStack:
         return LocalCertificate.create(Path(self._certificate_dir.name), certificate_names(self.host, outward))
 
     async def stop(self) -> None:
-        """Close sockets (running ``$disconnect``), stop workers, then the emulator."""
+        """Close sockets (running ``$disconnect``), stop workers, then the emulator, which
+        writes its data (if it keeps any) once the last request to it is answered."""
+        await self._stop(save=True)
+
+    async def _stop(self, *, save: bool) -> None:
         for gateway in reversed(self.gateways):
             await gateway.stop()
         self.gateways.clear()
         await self.runtime.stop()
-        await asyncio.get_running_loop().run_in_executor(None, self.emulator.stop)
+        await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.emulator.stop, save=save))
         if self._certificate_dir is not None:
             self._certificate_dir.cleanup()
             self._certificate_dir = None

@@ -6,8 +6,10 @@ by the pool's logical id in the template::
     {"UserPool": [{"username": "alice", "password": "...", "attributes": {"email": "..."}}]}
 
 Each is created confirmed, with a permanent password and no invitation, as an administrator
-would with ``AdminCreateUser`` and ``AdminSetUserPassword``; a user that already exists keeps
-its attributes and gets the password again.
+would with ``AdminCreateUser`` and ``AdminSetUserPassword``. A user that already exists (kept
+from the last run) keeps its ``sub``, its attributes and, once confirmed, its password: the
+file's password is set again only for a user who could not sign in with a password without
+a challenge (not confirmed, or told to reset it).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def _user(path: Path, pool: str, entry: Any) -> SeedUser:
 
 
 def create_users(client: Any, users: list[SeedUser], pools: Mapping[str, str]) -> dict[str, str]:
-    """Create (or reset the password of) each user; return each username's ``sub``.
+    """Create each user that does not exist yet; return each username's ``sub``.
 
     ``pools`` maps the pools' logical ids to their ids in the emulator.
 
@@ -92,11 +94,14 @@ def create_users(client: Any, users: list[SeedUser], pools: Mapping[str, str]) -
                     UserAttributes=[{"Name": name, "Value": value} for name, value in user.attributes.items()],
                 )
                 attributes = created["User"]["Attributes"]
+                status = created["User"]["UserStatus"]
             except client.exceptions.UsernameExistsException:
-                attributes = client.admin_get_user(UserPoolId=pool_id, Username=user.username)["UserAttributes"]
-            client.admin_set_user_password(
-                UserPoolId=pool_id, Username=user.username, Password=user.password, Permanent=True
-            )
+                existing = client.admin_get_user(UserPoolId=pool_id, Username=user.username)
+                attributes, status = existing["UserAttributes"], existing["UserStatus"]
+            if status != "CONFIRMED":
+                client.admin_set_user_password(
+                    UserPoolId=pool_id, Username=user.username, Password=user.password, Permanent=True
+                )
         except client.exceptions.ClientError as exc:
             raise TemplateError(f"user {user.username} of {user.pool} could not be created: {exc}") from None
         subs[user.username] = next((a["Value"] for a in attributes if a["Name"] == "sub"), "")

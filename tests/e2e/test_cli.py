@@ -31,7 +31,8 @@ def test_up_writes_its_state_and_ctrl_c_stops_everything(tmp_path):
 
 def test_a_missing_template_is_a_one_line_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "wsstack.cli", "up", "--template", str(tmp_path / "nope.yaml")],
+        [sys.executable, "-m", "wsstack.cli", "up", "--template", str(tmp_path / "nope.yaml"), "--port", "0",
+         "--tls-port", "0", "--emulator-port", "0", "--state-file", str(tmp_path / "stack.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
@@ -172,6 +173,8 @@ def test_help_explains_every_option(command):
                           ("--integration-timeout", "29"), ("--max-frame-bytes", "32768"),
                           ("--max-message-bytes", "131072")]:
             assert flag in result.stdout and f"(AWS: {aws})" in result.stdout
+        for flag in ("--data-dir DIR", "--no-persist", "--fresh", "--state-file FILE"):
+            assert flag in result.stdout
 
 
 @pytest.mark.parametrize("option", ["--emulator-port", "--port", "--tls-port"])

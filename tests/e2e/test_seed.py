@@ -1,4 +1,4 @@
-"""The seed script leaves the demo users and a conversation with one message waiting for bob."""
+"""The seed script leaves the demo users and a conversation with one message waiting for bob, once."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def test_seed_creates_alice_and_bob_and_a_message_waiting_for_bob(stack, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "alice" in result.stdout and "bob" in result.stdout
     try:
+        # `make up` seeds on every start, and a restarted stack still holds the conversation.
+        again = seed()
+        assert again.returncode == 0, again.stderr
+        assert "(kept from the last run)" in again.stdout
         bob = sign_in(stack.target, "bob", "Passw0rd-seed")
         with ChatSession(stack.target, bob.id_token, confirm=False) as b:
             b.send("syncMessages")

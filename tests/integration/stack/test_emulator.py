@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from pathlib import Path
 
 import boto3
@@ -62,3 +64,46 @@ def test_a_functions_ref_is_its_function_name_as_on_aws(created, app):
     # Fn::GetAtt Function.Arn (the authorizer's and integrations' URIs) names it the same way.
     arn = resolve({"Fn::GetAtt": ["SendMessageFunction", "Arn"]}, created, app.parameters, resources=app.resources)
     assert arn == "arn:aws:lambda:us-east-1:123456789012:function:websocket-sendMessage_AlexHo"
+
+
+def test_a_restart_reuses_what_exists_with_its_ids_and_items(created, app):
+    # The emulator restored from the last run already holds the tables, pool and client.
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.put_item(TableName=created["MessagesTable"], Item={"messageId": {"S": "kept"}})
+
+    again = create_resources(app)
+
+    assert again == created  # table names, the pool's id, the app client's id
+    assert dynamodb.get_item(TableName=created["MessagesTable"], Key={"messageId": {"S": "kept"}})["Item"]
+    cognito = boto3.client("cognito-idp", region_name="us-east-1")
+    assert len(cognito.list_user_pools(MaxResults=60)["UserPools"]) == 1
+    clients = cognito.list_user_pool_clients(UserPoolId=created["UserPool"], MaxResults=60)["UserPoolClients"]
+    assert [c["ClientId"] for c in clients] == [created["UserPoolClient"]]
+
+
+def test_a_table_whose_indexes_the_template_changed_is_recreated_and_one_line_says_its_items_went(
+    created, app, caplog
+):
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    for key in ("a", "b"):
+        dynamodb.put_item(TableName=created["MessagesTable"], Item={"messageId": {"S": key}})
+        dynamodb.put_item(TableName=created["ConnectionsTable"], Item={"connectionId": {"S": key}})
+    changed = copy.deepcopy(app)
+    messages = changed.resources["MessagesTable"].properties
+    # UnreadIndex dropped from the template, and the attribute only it used.
+    messages["GlobalSecondaryIndexes"] = [i for i in messages["GlobalSecondaryIndexes"]
+                                          if i["IndexName"] != "UnreadIndex"]
+    messages["AttributeDefinitions"] = [a for a in messages["AttributeDefinitions"]
+                                        if a["AttributeName"] != "unreadFor"]
+
+    with caplog.at_level(logging.WARNING, logger="wsstack.emulator"):
+        create_resources(changed)
+
+    described = dynamodb.describe_table(TableName=created["MessagesTable"])["Table"]
+    assert "UnreadIndex" not in {i["IndexName"] for i in described["GlobalSecondaryIndexes"]}
+    assert dynamodb.scan(TableName=created["MessagesTable"])["Items"] == []
+    assert len(dynamodb.scan(TableName=created["ConnectionsTable"])["Items"]) == 2  # unchanged: kept
+    assert [r.getMessage() for r in caplog.records] == [
+        "MessagesTable: the template changed the keys, indexes or stream of table Messages_AlexHo; "
+        "recreated it, dropping its 2 items"
+    ]

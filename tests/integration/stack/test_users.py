@@ -87,3 +87,25 @@ def test_the_default_file_leaves_out_users_of_pools_another_template_lacks():
     # has no pool named UserPool, and starts without its users rather than failing.
     assert load_users(USERS, ["OtherPool"], strict=False) == []
     assert [u.username for u in load_users(USERS, ["UserPool"], strict=False)] == ["alice", "bob"]
+
+
+def test_an_existing_user_keeps_its_sub_and_the_password_it_has(pool):
+    client, refs = pool
+    users = load_users(USERS, ["UserPool"])
+    subs = create_users(client, users, {"UserPool": refs["UserPool"]})
+    # alice changed her password in the app; bob was told by an administrator to reset his.
+    client.admin_set_user_password(UserPoolId=refs["UserPool"], Username="alice", Password="Changed-1x",
+                                   Permanent=True)
+    client.admin_reset_user_password(UserPoolId=refs["UserPool"], Username="bob")
+
+    again = create_users(client, users, {"UserPool": refs["UserPool"]})  # the restart
+
+    assert again == subs
+
+    def sign_in(username: str, password: str) -> dict:
+        return client.initiate_auth(ClientId=refs["UserPoolClient"], AuthFlow="USER_PASSWORD_AUTH",
+                                    AuthParameters={"USERNAME": username, "PASSWORD": password})
+
+    assert sign_in("alice", "Changed-1x")["AuthenticationResult"]["IdToken"]
+    # bob could not sign in with a password as he was, so he gets the file's again.
+    assert sign_in("bob", users[1].password)["AuthenticationResult"]["IdToken"]

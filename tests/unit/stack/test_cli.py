@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from wsstack.cli import _limits, build_parser
+from wsstack.cli import _data_dir, _limits, build_parser
 from wsstack.gateway.core import Limits
 
 
@@ -37,3 +39,21 @@ def test_up_options_default_to_hot_reload_and_text_logs() -> None:
     assert args.hot_reload is True
     assert args.log_format == "text"
     assert build_parser().parse_args(["up", "--no-hot-reload", "--log-format", "json"]).hot_reload is False
+
+
+def test_each_state_file_has_its_own_data_folder_by_default() -> None:
+    parse = build_parser().parse_args
+
+    assert _data_dir(parse(["up"])) == Path(".local/data/stack")
+    assert _data_dir(parse(["up", "--state-file", ".local/b.json"])) == Path(".local/data/b")
+    assert _data_dir(parse(["up", "--data-dir", "elsewhere"])) == Path("elsewhere")
+    assert _data_dir(parse(["up", "--no-persist"])) is None
+    assert parse(["up"]).fresh is False and parse(["up", "--fresh"]).fresh is True
+
+
+def test_no_persist_and_a_data_folder_are_refused_together(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["up", "--no-persist", "--data-dir", "x"])
+
+    assert exit_.value.code == 2
+    assert "--data-dir: not allowed with argument --no-persist" in capsys.readouterr().err
