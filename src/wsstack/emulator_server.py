@@ -59,6 +59,10 @@ _WARM_REQUESTS = (
 #: from it, so the warm-up sets up the very account the parent's requests land in.
 _WARM_ACCESS_KEY = "testing"
 
+#: What stops the emulator (a second one while the snapshot is written stays blocked).
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -72,6 +76,13 @@ def serve(port: int, data_dir: str | None = None, *, fresh: bool = False, host: 
         fresh: remove the snapshot rather than restore it.
         host: the address to listen on.
     """
+    # A signal sent to the process goes to any one of its threads that does not block it, and
+    # a Python handler runs only when the main thread next runs Python code: one delivered to
+    # a server thread while the main thread waits on stdin was never handled, and the parent
+    # waited for a save that never came. So every thread blocks SIGTERM and SIGINT (threads
+    # inherit the mask of the thread that starts them, and all of ours start after this) and
+    # the main thread takes them with sigwait.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     # Bound here rather than by werkzeug, which reports a port in use on stderr and exits,
     # and before moto's imports, so that a port in use is told at once.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -117,10 +128,7 @@ def serve(port: int, data_dir: str | None = None, *, fresh: bool = False, host: 
     #: The port line is out.
     announced = threading.Event()
 
-    def stop(*_: object) -> None:
-        # Once: a second signal while the snapshot is written must not start another.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def stop() -> None:
         if snapshot is not None and holding.is_set():
             # Taken once the restore is done and the request in progress is answered; none
             # starts after it, as the process ends holding it: a request is wholly in the
@@ -132,9 +140,6 @@ def serve(port: int, data_dir: str | None = None, *, fresh: bool = False, host: 
         # Leave at once rather than wait for the server's shutdown poll.
         os._exit(0)
 
-    # Before the port line: the parent may stop us as soon as it has read it.
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     if snapshot is not None:
         threading.Thread(
             target=_restore_then_warm_up,
@@ -147,8 +152,16 @@ def serve(port: int, data_dir: str | None = None, *, fresh: bool = False, host: 
     print(json.dumps({"port": server.server_address[1]}), file=out, flush=True)
     announced.set()
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
+    threading.Thread(target=_stop_when_parent_goes, args=(threading.get_ident(),), daemon=True).start()
+    # A signal that came before this point (the parent may stop us as soon as it has read the
+    # port line) waits, blocked, and is taken here at once.
+    signal.sigwait(_STOP_SIGNALS)
     stop()
+
+
+def _stop_when_parent_goes(main_thread: int) -> None:
+    sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
+    signal.pthread_kill(main_thread, signal.SIGTERM)
 
 
 def _restore_then_warm_up(
