@@ -443,12 +443,24 @@ class Gateway:
         return client_close_details(None, "")
 
     async def _on_message(self, live: _Live, body: str) -> None:
+        # Every frame gets its answer (the route's, Forbidden, or an error frame): a failure
+        # of the gateway itself is answered like a failed integration, never with silence.
+        request_id = new_request_id()
+        answered: list[bool] = []
+        try:
+            await self._route_message(live, body, request_id, answered)
+        except Exception:
+            logger.exception("message connectionId=%s requestId=%s: the gateway failed",
+                             live.record.connection_id, request_id)
+            if not answered:
+                await self._send(live, error_frame("Internal server error", live.record.connection_id, request_id))
+
+    async def _route_message(self, live: _Live, body: str, request_id: str, answered: list[bool]) -> None:
         started = time.monotonic()
         record = live.record
-        request_id = new_request_id()
         route = select_route(self.api, body)
         if route is None:
-            await self._send(live, error_frame("Forbidden", record.connection_id, request_id))
+            answered.append(await self._send(live, error_frame("Forbidden", record.connection_id, request_id)))
             self._log_route(record.connection_id, "-", request_id, 403, started, "no matching route")
             return
         if route.function is None:
@@ -474,7 +486,7 @@ class Gateway:
             status = 200 if outcome.ok else 500
             invocation.update(_invocation_fields(outcome))
         if reply is not None:
-            await self._send(live, reply)
+            answered.append(await self._send(live, reply))
         self._log("message", record.connection_id, route.route_key, request_id, status, started, **invocation)
 
     async def _disconnect(self, record: Connection, code: int, reason: str) -> None:
@@ -503,7 +515,14 @@ class Gateway:
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        # Retrieved here so that a failure is logged with its traceback at once, not as
+        # "Task exception was never retrieved" whenever the task is collected.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("gateway task failed", exc_info=exc)
 
     # ------------------------------------------------------------- invocations
 
