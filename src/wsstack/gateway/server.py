@@ -63,7 +63,7 @@ from wsstack.hosts import url_host
 from wsstack.http11 import ServerProtocol as HttpProtocol
 from wsstack.model import InvocationResult, Route, WebSocketApi
 
-__all__ = ["Gateway", "Invoke"]
+__all__ = ["Gateway", "Invoke", "websocket_protocol"]
 
 logger = logging.getLogger("wsstack.gateway")
 
@@ -238,10 +238,7 @@ class Gateway:
         return server
 
     def _new_websocket(self, server: Server) -> ServerConnection:
-        limits = self.limits
-        # AWS enforces both a message and a frame size; websockets closes with 1009 when
-        # either is exceeded. No compression: API Gateway does not negotiate it.
-        protocol = WebSocketProtocol(max_size=(limits.max_message_bytes, limits.max_frame_bytes))
+        protocol = websocket_protocol(self.limits)
         # API Gateway does not send pings; idle connections are closed by the idle timeout.
         return ServerConnection(protocol, server, ping_interval=None, ping_timeout=None)
 
@@ -631,6 +628,15 @@ class Gateway:
         self, connection_id: str, route_key: str, request_id: str, status: int, started: float, detail: str
     ) -> None:
         self._log("message", connection_id, route_key, request_id, status, started, detail)
+
+
+def websocket_protocol(limits: Limits, state: State = State.CONNECTING) -> WebSocketProtocol:
+    """The sans-I/O WebSocket protocol of one client connection, with the gateway's limits.
+
+    AWS enforces both a message and a frame size; websockets closes with 1009 when either
+    is exceeded. No compression: API Gateway does not negotiate it.
+    """
+    return WebSocketProtocol(state=state, max_size=(limits.max_message_bytes, limits.max_frame_bytes))
 
 
 def _invoke_failed(function: str, exc: Exception) -> InvocationResult:
