@@ -59,7 +59,7 @@ from wsstack.gateway.core import (
 )
 from wsstack.gateway.listener import PortSharer
 from wsstack.gateway.management import ManagementApi
-from wsstack.hosts import url_host
+from wsstack.hosts import is_loopback, url_host
 from wsstack.http11 import ServerProtocol as HttpProtocol
 from wsstack.model import InvocationResult, Route, WebSocketApi
 
@@ -120,7 +120,8 @@ class Gateway:
         stage: The stage served; clients connect to ``ws://host:port/<stage>``.
         invoke: Runs a Lambda: ``await invoke(function_logical_id, event)``.
         host: Interface to listen on; URLs and ``domainName`` name 127.0.0.1 when it
-            is 0.0.0.0 (see :func:`wsstack.hosts.url_host`).
+            is 0.0.0.0 (see :func:`wsstack.hosts.url_host`). Beyond the loopback interface,
+            ``@connections`` refuses requests not signed with SigV4, as AWS does.
         port: Port for WebSocket clients and ``@connections``, 0 for any free port.
         tls: When given, a second port serves the same over TLS with this context, and
             events name it as ``domainName``.
@@ -170,7 +171,10 @@ class Gateway:
         # pool, and connections yet to send a request line): stop() closes them itself, as
         # websockets closes only its own and the listening server waits for every one.
         self._other: set[asyncio.Transport] = set()
-        self._management = ManagementApi(self, stage, max_payload=self.limits.max_message_bytes)
+        # Reachable from other machines, @connections wants SigV4 as on AWS (see management).
+        self._management = ManagementApi(
+            self, stage, max_payload=self.limits.max_message_bytes, require_signature=not is_loopback(host)
+        )
         self._live: dict[str, _Live] = {}
         # Connections whose $connect succeeded but whose handler has not started yet.
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, Connection] = weakref.WeakKeyDictionary()
