@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wsstack.emulator import PortInUse
-from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, host_argument, outward_address
+from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, host_argument, is_loopback, outward_address
 from wsstack.logs import FORMATS, configure_logging
 from wsstack.template import TemplateError
 
@@ -269,6 +269,9 @@ def _banner(info: Any, app: Any, state: Path, ready_ms: float, data: str = "") -
         lines.append(f"  {'' if index else 'Users':<18}{username:<8} sub {sub}")
     if info.host != DEFAULT_HOST:
         lines.append(f"  {'Listening on':<18}{_listening(info)}")
+    if not is_loopback(str(info.host)):
+        lines.append(f"  {'':<18}reachable from the network: @connections takes SigV4-signed requests only "
+                     "(signatures are not verified)")
     if data:
         lines.append(data)
     lines.append(f"  {'State file':<18}{state}")

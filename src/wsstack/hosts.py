@@ -14,7 +14,15 @@ import contextlib
 import ipaddress
 import socket
 
-__all__ = ["ALL_INTERFACES", "DEFAULT_HOST", "certificate_names", "host_argument", "outward_address", "url_host"]
+__all__ = [
+    "ALL_INTERFACES",
+    "DEFAULT_HOST",
+    "certificate_names",
+    "host_argument",
+    "is_loopback",
+    "outward_address",
+    "url_host",
+]
 
 #: The default: this machine only.
 DEFAULT_HOST = "127.0.0.1"
@@ -34,6 +42,16 @@ def host_argument(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an IPv4 address; give 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
         ) from None
+
+
+def is_loopback(host: str) -> bool:
+    """True when servers bound to ``host`` are reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def url_host(host: str) -> str:

@@ -78,6 +78,7 @@ def test_the_images_command_serves_its_clients_on_127_0_0_1(tmp_path):
                 state["apis"][0]["secure_websocket_url"]):
         assert url.split("://", 1)[1].startswith("127.0.0.1:"), url
     assert "Listening on      0.0.0.0 (every interface" in "".join(stack.output)
+    assert "reachable from the network: @connections takes SigV4-signed requests only" in "".join(stack.output)
     assert (health.returncode, health.stdout) == (0, "wsstack: healthy\n")
     assert seed.returncode == 0, seed.stdout + seed.stderr
     assert "Demo conversation dm_" in seed.stdout

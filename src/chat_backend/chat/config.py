@@ -25,7 +25,13 @@ import boto3
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chat.adapters.cognito import CognitoJwtVerifier, CognitoUserDirectory, SigningKeys, jwks_client
+from chat.adapters.cognito import (
+    CognitoAccountStatus,
+    CognitoJwtVerifier,
+    CognitoUserDirectory,
+    SigningKeys,
+    jwks_client,
+)
 from chat.adapters.connections_api import ConnectionsApiNotifier, connections_endpoint
 from chat.adapters.dynamodb import DynamoConnectionStore, DynamoConversationStore, DynamoMessageStore
 from chat.domain.ports import (
@@ -90,6 +96,8 @@ class AuthSettings(_EnvSettings):
     cognito_issuer: str = Field(alias="COGNITO_ISSUER")
     #: Where the pool's public keys are served, when not under the issuer URL.
     jwks_url: str | None = Field(default=None, alias="JWKS_URL")
+    #: Seconds a warm authorizer trusts Cognito's answer on whether a user is enabled.
+    user_status_cache_seconds: float = Field(default=60.0, ge=0, alias="USER_STATUS_CACHE_SECONDS")
 
     @property
     def resolved_jwks_url(self) -> str:
@@ -173,6 +181,10 @@ class Container:
     def _dynamodb(self) -> Any:
         return self._session.resource("dynamodb", config=_BOTO_CONFIG)
 
+    @cached_property
+    def _cognito(self) -> Any:
+        return self._session.client("cognito-idp", config=_BOTO_CONFIG)
+
     def _table(self, name: str) -> Any:
         return self._dynamodb.Table(name)
 
@@ -206,18 +218,21 @@ class Container:
     def directory(self) -> UserDirectory:
         if self._directory is not None:
             return self._directory
-        client = self._session.client("cognito-idp", config=_BOTO_CONFIG)
-        return CognitoUserDirectory(client, self.directory_settings.user_pool_id)
+        return CognitoUserDirectory(self._cognito, self.directory_settings.user_pool_id)
 
     @cached_property
     def verifier(self) -> TokenVerifier:
         if self._verifier is not None:
             return self._verifier
         settings = self.auth_settings
+        accounts = CognitoAccountStatus(
+            self._cognito, settings.user_pool_id, ttl=settings.user_status_cache_seconds
+        )
         return CognitoJwtVerifier(
             issuer=settings.cognito_issuer,
             client_id=settings.user_pool_client_id,
             keys=self._signing_keys or jwks_client(settings.resolved_jwks_url),
+            accounts=accounts,
         )
 
     def connections_endpoint_for(self, domain_name: str, stage: str) -> str:

@@ -367,6 +367,121 @@ _TEMPLATE_PART = re.compile(r"\$\{request\.body\.([A-Za-z0-9_.\-]+)\}")
 _SIMPLE = re.compile(r"^\$request\.body\.([A-Za-z0-9_.\-]+)$")
 
 
+class _Digits(str):
+    """An integer too long for ``int()`` (Python's digit limit), kept as its JSON text."""
+
+    __slots__ = ()
+
+
+def _parse_int(text: str) -> int | str:
+    # Python refuses to convert integers of more than 4300 digits (CVE-2020-10735); the
+    # message is still JSON, and AWS routes it by its other fields.
+    try:
+        return int(text)
+    except ValueError:
+        return _Digits(text)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_CONSTANTS = {
+    "null": None, "true": True, "false": False,
+    "NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf"),
+}
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads`` that accepts any depth of nesting.
+
+    The C decoder recurses once per level and raises RecursionError near 1000 levels,
+    which a 4 KB frame (``"[" * 2000 + "]" * 2000``) reaches. Such frames are valid JSON
+    that AWS routes, so they are parsed again without recursion.
+
+    Raises:
+        ValueError: ``text`` is not JSON.
+    """
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except RecursionError:
+        return _parse_json_iteratively(text)
+
+
+def _json_key(text: str, pos: int) -> tuple[str, int]:
+    # An object member's name and the colon after it; returns the position of its value.
+    if text[pos : pos + 1] != '"':
+        raise ValueError(f"expecting a property name at {pos}")
+    key, pos = json.decoder.scanstring(text, pos + 1, True)
+    pos = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+    if text[pos : pos + 1] != ":":
+        raise ValueError(f"expecting ':' at {pos}")
+    return key, _WHITESPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+
+
+def _json_scalar(text: str, pos: int) -> tuple[Any, int]:
+    # A string, number or constant starting at pos, as json.loads reads it.
+    if text[pos : pos + 1] == '"':
+        return json.decoder.scanstring(text, pos + 1, True)
+    for name, value in _CONSTANTS.items():
+        if text.startswith(name, pos):
+            return value, pos + len(name)
+    number = _NUMBER.match(text, pos)
+    if number is None:
+        raise ValueError(f"expecting a value at {pos}")
+    integer, fraction, exponent = number.groups()
+    if fraction or exponent:
+        return float(number.group()), number.end()
+    return _parse_int(integer), number.end()
+
+
+def _parse_json_iteratively(text: str) -> Any:
+    """What ``json.loads`` returns for ``text``, with an explicit stack instead of recursion."""
+    if text.startswith("\ufeff"):
+        raise ValueError("unexpected UTF-8 BOM")
+    # Each frame: the open container and, for an object, the name awaiting its value.
+    stack: list[list[Any]] = []
+    pos = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
+    while True:
+        # A value starts at pos.
+        opener = text[pos : pos + 1]
+        value: Any
+        if opener in ("{", "["):
+            pos = _WHITESPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+            closer = "}" if opener == "{" else "]"
+            if text[pos : pos + 1] == closer:
+                value, pos = ({} if opener == "{" else []), pos + 1
+            elif opener == "{":
+                key, pos = _json_key(text, pos)
+                stack.append([{}, key])
+                continue
+            else:
+                stack.append([[], None])
+                continue
+        else:
+            value, pos = _json_scalar(text, pos)
+        # Store the value in its container; close every container that ends here.
+        while True:
+            pos = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+            if not stack:
+                if pos != len(text):
+                    raise ValueError(f"extra data at {pos}")
+                return value
+            frame = stack[-1]
+            container = frame[0]
+            if isinstance(container, dict):
+                container[frame[1]] = value
+            else:
+                container.append(value)
+            separator = text[pos : pos + 1]
+            if separator == ",":
+                pos = _WHITESPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+                if isinstance(container, dict):
+                    frame[1], pos = _json_key(text, pos)
+                break
+            if separator != ("}" if isinstance(container, dict) else "]"):
+                raise ValueError(f"expecting ',' or a closing bracket at {pos}")
+            value, pos = stack.pop()[0], pos + 1
+
+
 def _lookup(document: Any, dotted: str) -> Any:
     current = document
     for part in dotted.split("."):
@@ -380,7 +495,7 @@ def _as_key(value: Any) -> str | None:
     # Scalars are stringified (numbers as JSON writes them, booleans lowercase);
     # null, objects and arrays select nothing.
     if isinstance(value, str):
-        return value
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -404,7 +519,7 @@ def selection_key(expression: str, body: str) -> str | None:
     if simple is None and not parts:
         return expression
     try:
-        document = json.loads(body)
+        document = _parse_json(body)
     except ValueError:
         return None
     if not isinstance(document, dict):

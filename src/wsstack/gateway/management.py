@@ -3,8 +3,13 @@
 Lambdas reach it through boto3's ``apigatewaymanagementapi`` client, either with
 ``endpoint_url=https://{domainName}/{stage}`` built from the event, exactly as on AWS, or
 with an explicit local URL. Responses carry what botocore's rest-json parser reads: the
-status code, the ``x-amzn-ErrorType`` header naming the error, and a JSON body. SigV4
-signatures are accepted without being checked.
+status code, the ``x-amzn-ErrorType`` header naming the error, and a JSON body.
+
+On AWS every ``@connections`` request uses IAM authorization: it must be signed with SigV4,
+and an unsigned one gets 403 ``{"message": "Missing Authentication Token"}``. Bound beyond
+the loopback interface, where other machines reach it, the local API refuses unsigned
+requests the same way (``require_signature``); on 127.0.0.1 it accepts them, for curl. A
+signature is never verified, nor what IAM allows its signer: there is no IAM locally.
 
 Requests arrive through :mod:`wsstack.http11` (see :mod:`wsstack.gateway.listener`): this
 module only maps a parsed request to the gateway's operations and back.
@@ -22,7 +27,7 @@ from urllib.parse import unquote
 from wsstack.gateway.core import Connection
 from wsstack.http11 import Request, Response
 
-__all__ = ["ConnectionManager", "ManagementApi"]
+__all__ = ["ConnectionManager", "ManagementApi", "is_sigv4_signed"]
 
 logger = logging.getLogger("wsstack.gateway")
 
@@ -58,6 +63,16 @@ def _gone() -> Response:
     return _error(410, "GoneException", None)
 
 
+def _missing_token() -> Response:
+    # What API Gateway answers a request to an IAM-authorized resource that is not signed.
+    return _error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+
+
+def is_sigv4_signed(headers: dict[str, str]) -> bool:
+    """True when a request carries a SigV4 ``Authorization`` header (not checked further)."""
+    return headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 ")
+
+
 def _ok(status: int) -> Response:
     return Response(status, b"", {"x-amzn-RequestId": str(uuid.uuid4())})
 
@@ -70,10 +85,15 @@ class ManagementApi:
         stage: The stage name; other paths get 403 ForbiddenException, as on AWS.
         max_payload: Largest POST body; larger ones get 413 PayloadTooLargeException
             (AWS: 128 KB).
+        require_signature: Refuse requests without a SigV4 ``Authorization`` header with
+            403 MissingAuthenticationTokenException, as AWS does.
     """
 
-    def __init__(self, manager: ConnectionManager, stage: str, *, max_payload: int) -> None:
+    def __init__(
+        self, manager: ConnectionManager, stage: str, *, max_payload: int, require_signature: bool = False
+    ) -> None:
         self._manager = manager
+        self._require_signature = require_signature
         self._prefix = f"/{stage}/@connections/"
         self._max_payload = max_payload
         #: How much of a body the HTTP layer should read: well beyond the limit, so that an
@@ -84,6 +104,9 @@ class ManagementApi:
         connection_id = self._connection_id(request.path)
         if connection_id is None:
             return _error(403, "ForbiddenException", "Forbidden")
+        if self._require_signature and not is_sigv4_signed(request.headers):
+            logger.info("@connections %s refused: not signed with SigV4 (status=403)", request.method)
+            return _missing_token()
         if request.method == "POST":
             if len(request.body) > self._max_payload:
                 return _error(413, "PayloadTooLargeException", "Message too long")

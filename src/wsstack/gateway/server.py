@@ -59,11 +59,11 @@ from wsstack.gateway.core import (
 )
 from wsstack.gateway.listener import PortSharer
 from wsstack.gateway.management import ManagementApi
-from wsstack.hosts import url_host
+from wsstack.hosts import is_loopback, url_host
 from wsstack.http11 import ServerProtocol as HttpProtocol
 from wsstack.model import InvocationResult, Route, WebSocketApi
 
-__all__ = ["Gateway", "Invoke"]
+__all__ = ["Gateway", "Invoke", "websocket_protocol"]
 
 logger = logging.getLogger("wsstack.gateway")
 
@@ -120,7 +120,8 @@ class Gateway:
         stage: The stage served; clients connect to ``ws://host:port/<stage>``.
         invoke: Runs a Lambda: ``await invoke(function_logical_id, event)``.
         host: Interface to listen on; URLs and ``domainName`` name 127.0.0.1 when it
-            is 0.0.0.0 (see :func:`wsstack.hosts.url_host`).
+            is 0.0.0.0 (see :func:`wsstack.hosts.url_host`). Beyond the loopback interface,
+            ``@connections`` refuses requests not signed with SigV4, as AWS does.
         port: Port for WebSocket clients and ``@connections``, 0 for any free port.
         tls: When given, a second port serves the same over TLS with this context, and
             events name it as ``domainName``.
@@ -170,7 +171,10 @@ class Gateway:
         # pool, and connections yet to send a request line): stop() closes them itself, as
         # websockets closes only its own and the listening server waits for every one.
         self._other: set[asyncio.Transport] = set()
-        self._management = ManagementApi(self, stage, max_payload=self.limits.max_message_bytes)
+        # Reachable from other machines, @connections wants SigV4 as on AWS (see management).
+        self._management = ManagementApi(
+            self, stage, max_payload=self.limits.max_message_bytes, require_signature=not is_loopback(host)
+        )
         self._live: dict[str, _Live] = {}
         # Connections whose $connect succeeded but whose handler has not started yet.
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, Connection] = weakref.WeakKeyDictionary()
@@ -238,10 +242,7 @@ class Gateway:
         return server
 
     def _new_websocket(self, server: Server) -> ServerConnection:
-        limits = self.limits
-        # AWS enforces both a message and a frame size; websockets closes with 1009 when
-        # either is exceeded. No compression: API Gateway does not negotiate it.
-        protocol = WebSocketProtocol(max_size=(limits.max_message_bytes, limits.max_frame_bytes))
+        protocol = websocket_protocol(self.limits)
         # API Gateway does not send pings; idle connections are closed by the idle timeout.
         return ServerConnection(protocol, server, ping_interval=None, ping_timeout=None)
 
@@ -443,12 +444,24 @@ class Gateway:
         return client_close_details(None, "")
 
     async def _on_message(self, live: _Live, body: str) -> None:
+        # Every frame gets its answer (the route's, Forbidden, or an error frame): a failure
+        # of the gateway itself is answered like a failed integration, never with silence.
+        request_id = new_request_id()
+        answered: list[bool] = []
+        try:
+            await self._route_message(live, body, request_id, answered)
+        except Exception:
+            logger.exception("message connectionId=%s requestId=%s: the gateway failed",
+                             live.record.connection_id, request_id)
+            if not answered:
+                await self._send(live, error_frame("Internal server error", live.record.connection_id, request_id))
+
+    async def _route_message(self, live: _Live, body: str, request_id: str, answered: list[bool]) -> None:
         started = time.monotonic()
         record = live.record
-        request_id = new_request_id()
         route = select_route(self.api, body)
         if route is None:
-            await self._send(live, error_frame("Forbidden", record.connection_id, request_id))
+            answered.append(await self._send(live, error_frame("Forbidden", record.connection_id, request_id)))
             self._log_route(record.connection_id, "-", request_id, 403, started, "no matching route")
             return
         if route.function is None:
@@ -474,7 +487,7 @@ class Gateway:
             status = 200 if outcome.ok else 500
             invocation.update(_invocation_fields(outcome))
         if reply is not None:
-            await self._send(live, reply)
+            answered.append(await self._send(live, reply))
         self._log("message", record.connection_id, route.route_key, request_id, status, started, **invocation)
 
     async def _disconnect(self, record: Connection, code: int, reason: str) -> None:
@@ -503,7 +516,14 @@ class Gateway:
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        # Retrieved here so that a failure is logged with its traceback at once, not as
+        # "Task exception was never retrieved" whenever the task is collected.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("gateway task failed", exc_info=exc)
 
     # ------------------------------------------------------------- invocations
 
@@ -612,6 +632,15 @@ class Gateway:
         self, connection_id: str, route_key: str, request_id: str, status: int, started: float, detail: str
     ) -> None:
         self._log("message", connection_id, route_key, request_id, status, started, detail)
+
+
+def websocket_protocol(limits: Limits, state: State = State.CONNECTING) -> WebSocketProtocol:
+    """The sans-I/O WebSocket protocol of one client connection, with the gateway's limits.
+
+    AWS enforces both a message and a frame size; websockets closes with 1009 when either
+    is exceeded. No compression: API Gateway does not negotiate it.
+    """
+    return WebSocketProtocol(state=state, max_size=(limits.max_message_bytes, limits.max_frame_bytes))
 
 
 def _invoke_failed(function: str, exc: Exception) -> InvocationResult:

@@ -175,3 +175,26 @@ def test_a_denial_is_logged_with_its_reason_and_without_the_token(authorize, ali
 
     assert _denial_reasons(caplog) == ["token expired"]
     assert all(expired not in str(vars(record)) for record in caplog.records)
+
+
+def test_a_disabled_user_is_denied_although_their_token_is_still_valid(authorize, cognito, pool, alice, caplog):
+    # Cognito does not revoke tokens on AdminDisableUser: the authorizer must ask.
+    pool_id, _ = pool
+    _, tokens = alice
+    cognito.admin_disable_user(UserPoolId=pool_id, Username="alice")
+
+    assert _effect(authorize(tokens["IdToken"])) == "Deny"
+    assert _effect(authorize(tokens["AccessToken"])) == "Deny"
+    assert _denial_reasons(caplog) == ["user is disabled", "user is disabled"]
+
+    cognito.admin_enable_user(UserPoolId=pool_id, Username="alice")
+    assert _effect(authorize(tokens["IdToken"])) == "Allow"
+
+
+def test_a_deleted_user_is_denied_not_an_error(authorize, cognito, pool, alice, caplog):
+    pool_id, _ = pool
+    _, tokens = alice
+    cognito.admin_delete_user(UserPoolId=pool_id, Username="alice")
+
+    assert _effect(authorize(tokens["IdToken"])) == "Deny"
+    assert _denial_reasons(caplog) == ["user no longer exists"]

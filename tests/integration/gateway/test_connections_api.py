@@ -322,3 +322,52 @@ def test_stop_closes_kept_alive_connections_calls_and_silent_connections(lambdas
 
     assert status_line == b"HTTP/1.1 410 Gone"
     assert (kept_rest, silent_rest) == (b"", b"")
+
+
+def unsigned(method: str, url: str, data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=WAIT) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_bound_beyond_loopback_unsigned_requests_are_refused_as_on_aws(lambdas, make_api) -> None:
+    # Bound to every interface (reached here through 127.0.0.1): @connections is reachable from
+    # other machines, so it wants SigV4 as AWS does. boto3 always signs, so Lambdas still post.
+    async def scenario() -> None:
+        gateway = Gateway(make_api(), STAGE, lambdas, host="0.0.0.0")
+        await gateway.start()
+        try:
+            assert gateway.management_url.startswith("http://127.0.0.1:")
+            async with connect(gateway.url + "?token=allow-ann") as ws:
+                connection_id = await connection_id_of(lambdas)
+                url = f"{gateway.management_url}/@connections/{urllib.parse.quote(connection_id)}"
+                for method, data in (("POST", b"unsigned"), ("GET", None), ("DELETE", None)):
+                    status, headers, body = await asyncio.to_thread(unsigned, method, url, data)
+                    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"}), method
+                    assert headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+                client = management_client(gateway.management_url)
+                await call(client, "post_to_connection", ConnectionId=connection_id, Data=b"signed")
+                assert await asyncio.wait_for(ws.recv(), WAIT) == "signed"  # the unsigned post never arrived
+                described = await call(client, "get_connection", ConnectionId=connection_id)
+                assert described["Identity"]["SourceIp"] == "127.0.0.1"
+                await call(client, "delete_connection", ConnectionId=connection_id)
+                assert await close_code(ws) == 1000
+        finally:
+            await gateway.stop()
+
+    run(scenario())
+
+
+def test_on_loopback_unsigned_requests_are_accepted(lambdas, running) -> None:
+    async def scenario() -> tuple[int, str]:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            connection_id = await connection_id_of(lambdas)
+            url = f"{gateway.management_url}/@connections/{urllib.parse.quote(connection_id)}"
+            status, _, _ = await asyncio.to_thread(unsigned, "POST", url, b"curl-style")
+            return status, await asyncio.wait_for(ws.recv(), WAIT)
+
+    assert run(scenario()) == (200, "curl-style")

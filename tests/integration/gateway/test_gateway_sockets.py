@@ -204,6 +204,44 @@ def test_default_route_gets_unmatched_and_non_json_frames(lambdas, running, make
     run(scenario())
 
 
+def test_deeply_nested_json_frames_are_answered(lambdas, running, make_api) -> None:
+    # 4 KB of nesting: valid JSON deeper than Python's recursion limit. AWS routes it.
+    deep_array = "[" * 2000 + "]" * 2000
+    deep_echo = '{"action": "echo", "text": "deep", "d": ' + "[" * 3000 + "]" * 3000 + "}"
+
+    async def scenario() -> None:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            await ws.send(deep_array)
+            assert (await recv_json(ws))["message"] == "Forbidden"
+            await ws.send(deep_echo)
+            assert await asyncio.wait_for(ws.recv(), WAIT) == deep_echo  # the echo route's reply
+        async with running(lambdas, make_api(default=True)) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            await ws.send(deep_array)
+            assert await asyncio.wait_for(ws.recv(), WAIT) == "default:" + deep_array
+
+    run(scenario())
+
+
+def test_a_failure_inside_the_gateway_is_answered_with_internal_server_error(lambdas, running, monkeypatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("gateway bug")
+
+    async def scenario() -> None:
+        async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:
+            connection_id = (await lambdas.next_call("ConnectFn"))["requestContext"]["connectionId"]
+            monkeypatch.setattr("wsstack.gateway.server.build_message_event", broken)
+            await ws.send(echo("lost?"))
+            frame = await recv_json(ws)
+            assert frame == {"message": "Internal server error", "connectionId": connection_id,
+                             "requestId": frame["requestId"]}
+            assert AWS_ID.fullmatch(frame["requestId"])
+            monkeypatch.undo()
+            await ws.send(echo("still open"))
+            assert (await recv_json(ws))["text"] == "still open"
+
+    run(scenario())
+
+
 def test_function_error_sends_internal_server_error_and_socket_stays_open(lambdas, running) -> None:
     async def scenario() -> None:
         async with running(lambdas) as gateway, connect(gateway.url + "?token=allow-ann") as ws:

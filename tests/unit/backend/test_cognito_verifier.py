@@ -7,10 +7,11 @@ import time
 
 import jwt
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from chat.adapters.cognito import CognitoJwtVerifier, StaticSigningKeys
+from chat.adapters.cognito import CognitoAccountStatus, CognitoJwtVerifier, StaticSigningKeys
 from chat.domain.errors import InvalidToken
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Unit0Pool"
@@ -128,3 +129,112 @@ def test_garbage_is_refused(verifier, garbage):
 
 def test_a_token_without_exp_is_refused(verifier, sign):
     assert _reason(verifier, sign(drop=("exp",))) == "missing claim exp"
+
+
+# ------------------------------------------------------------------ account status
+#
+# Cognito does not revoke a disabled or deleted user's tokens: the verifier asks AdminGetUser.
+
+
+class FakeCognito:
+    """``admin_get_user`` over a dict of usernames -> enabled; counts calls; can be down."""
+
+    def __init__(self, users: dict[str, bool]) -> None:
+        self.users = users
+        self.calls = 0
+        self.down = False
+
+    def admin_get_user(self, *, UserPoolId: str, Username: str) -> dict:
+        self.calls += 1
+        if self.down:
+            raise EndpointConnectionError(endpoint_url="https://cognito-idp.us-east-1.amazonaws.com/")
+        if Username not in self.users:
+            raise ClientError({"Error": {"Code": "UserNotFoundException", "Message": "User does not exist."}},
+                              "AdminGetUser")
+        return {"Username": Username, "Enabled": self.users[Username], "UserStatus": "CONFIRMED"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def cognito():
+    return FakeCognito({"alice": True})
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def checked_verifier(pool_key, cognito, clock):
+    public = json.loads(RSAAlgorithm.to_jwk(pool_key.public_key()))
+    public.update(kid=KID, alg="RS256", use="sig")
+    accounts = CognitoAccountStatus(cognito, "us-east-1_Unit0Pool", ttl=60, stale_ttl=900, clock=clock)
+    return CognitoJwtVerifier(
+        issuer=ISSUER, client_id=CLIENT_ID, keys=StaticSigningKeys({"keys": [public]}), accounts=accounts
+    )
+
+
+def test_a_disabled_users_token_is_refused(checked_verifier, sign, cognito):
+    cognito.users["alice"] = False
+
+    with pytest.raises(InvalidToken, match="user is disabled"):
+        checked_verifier.verify(sign())
+
+
+def test_a_deleted_users_token_is_refused_not_an_error(checked_verifier, sign, cognito):
+    del cognito.users["alice"]
+
+    with pytest.raises(InvalidToken, match="user no longer exists"):
+        checked_verifier.verify(sign())
+
+
+def test_an_access_token_is_looked_up_by_its_username_claim(checked_verifier, sign, cognito):
+    def access_token(username: str) -> str:
+        return sign(token_use="access", client_id=CLIENT_ID, username=username, drop=("aud", "cognito:username"))
+
+    assert checked_verifier.verify(access_token("alice")).user_id
+    with pytest.raises(InvalidToken, match="user no longer exists"):
+        checked_verifier.verify(access_token("bob"))
+    assert cognito.calls == 2
+
+
+def test_one_lookup_per_user_per_minute_in_a_warm_process(checked_verifier, sign, cognito, clock):
+    token = sign()
+    for _ in range(5):
+        checked_verifier.verify(token)
+    assert cognito.calls == 1
+
+    cognito.users["alice"] = False
+    clock.now += 59
+    checked_verifier.verify(token)  # still the answer of a minute ago
+    clock.now += 1
+    with pytest.raises(InvalidToken, match="user is disabled"):
+        checked_verifier.verify(token)
+    assert cognito.calls == 2
+
+
+def test_junk_tokens_cost_no_lookup(checked_verifier, sign, cognito):
+    with pytest.raises(InvalidToken):
+        checked_verifier.verify(sign(aud="another-client"))
+    assert cognito.calls == 0
+
+
+def test_when_cognito_is_unreachable_a_recent_answer_stands_else_the_error_surfaces(
+    checked_verifier, sign, cognito, clock
+):
+    token = sign()
+    checked_verifier.verify(token)
+    cognito.down = True
+    clock.now += 600  # past the cache, within the stale allowance
+    checked_verifier.verify(token)
+    clock.now += 400  # beyond it: not a denial (the client would think its token bad), an error
+    with pytest.raises(EndpointConnectionError):
+        checked_verifier.verify(token)

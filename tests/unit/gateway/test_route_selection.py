@@ -96,3 +96,31 @@ def test_a_body_cannot_select_the_connection_routes(key: str) -> None:
 def test_constant_expression_selects_the_same_route_for_every_body() -> None:
     api = make_api("sendMessage")
     assert routed_to(api, "anything") == "sendMessage"
+
+
+# Deeply nested JSON: valid JSON that AWS routes, deeper than Python's recursion limit.
+DEEP = 5000
+
+
+def test_deeply_nested_array_goes_to_default() -> None:
+    body = "[" * 2000 + "]" * 2000
+    assert routed_to(make_api(), body) == "$default"
+    assert routed_to(make_api(default=False), body) is None
+
+
+def test_deeply_nested_object_is_routed_by_its_selection_key() -> None:
+    body = json.dumps({"action": "sendMessage", "deep": "@"}).replace('"@"', "[" * DEEP + "]" * DEEP)
+    assert routed_to(make_api(), body) == "sendMessage"
+    nested_path = '{"meta": ' * DEEP + '"x"' + "}" * DEEP
+    assert selection_key("$request.body.meta.meta.meta", nested_path) is None  # an object, not a scalar
+
+
+def test_deeply_nested_but_malformed_body_goes_to_default() -> None:
+    body = '{"action": "sendMessage", "deep": ' + "[" * DEEP + "]" * (DEEP - 1) + "}"
+    assert routed_to(make_api(), body) == "$default"
+
+
+def test_an_integer_beyond_pythons_digit_limit_does_not_unroute_the_message() -> None:
+    body = '{"action": "sendMessage", "n": ' + "7" * 5000 + "}"
+    assert routed_to(make_api(), body) == "sendMessage"
+    assert selection_key("$request.body.n", body) == "7" * 5000

@@ -60,9 +60,21 @@ def test_the_banner_says_where_another_device_connects_when_bound_to_every_inter
 
     assert "Listening on      0.0.0.0 (every interface; from another device: ws://192.0.2.7:3001/dev)" in every
     assert "Listening on" not in local
+    network = "reachable from the network: @connections takes SigV4-signed requests only"
+    assert network in every
+    assert network not in local
 
 
 def test_the_banner_still_says_every_interface_on_a_machine_without_a_network(monkeypatch) -> None:
     monkeypatch.setattr(cli, "outward_address", lambda: None)
 
     assert "Listening on      0.0.0.0 (every interface)\n" in _banner(_info("0.0.0.0"), _NoApis(), Path("s"), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True), ("::1", True),
+     ("0.0.0.0", False), ("192.168.1.20", False), ("example.com", False)],
+)
+def test_only_loopback_addresses_keep_the_stack_on_this_machine(host: str, loopback: bool) -> None:
+    assert hosts.is_loopback(host) is loopback

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import jwt
+from botocore.exceptions import ClientError
 
 from chat.domain.errors import InvalidToken
 from chat.domain.models import Identity, UserProfile
 
-__all__ = ["CognitoJwtVerifier", "CognitoUserDirectory", "SigningKeys", "StaticSigningKeys", "jwks_client"]
+__all__ = [
+    "AccountCheck",
+    "CognitoAccountStatus",
+    "CognitoJwtVerifier",
+    "CognitoUserDirectory",
+    "SigningKeys",
+    "StaticSigningKeys",
+    "jwks_client",
+]
 
 _TOKEN_USES = frozenset({"id", "access"})
 
@@ -53,6 +63,87 @@ def _display_name(claims: dict[str, Any]) -> str:
     return str(claims["sub"])
 
 
+class AccountCheck(Protocol):
+    """Refuses users whose account can no longer sign in (:class:`CognitoAccountStatus` fits)."""
+
+    def check(self, username: str) -> None:
+        """Raises:
+        InvalidToken: the account is disabled or gone.
+        """
+        ...
+
+
+class CognitoAccountStatus:
+    """Whether a user's account is still enabled, with ``cognito-idp:AdminGetUser``.
+
+    Cognito's ``AdminDisableUser`` and ``AdminDeleteUser`` do not revoke tokens already
+    issued: an ID token stays valid until it expires (an hour by default). The authorizer
+    asks Cognito itself, at most once per connect, and keeps each answer for ``ttl``
+    seconds in this (warm) process, so a reconnecting client costs no call.
+
+    A disabled or deleted user may therefore still connect for up to ``ttl`` seconds
+    after the change through a process that had just admitted them; ``scripts/disable_user.py``
+    closes their connections again once that time has passed.
+
+    When Cognito cannot answer (network error, throttling, a 5xx), an answer up to
+    ``stale_ttl`` seconds old is used; without one the error propagates: the authorizer
+    fails, API Gateway answers the handshake with 500 and the client retries, rather than
+    being told its token is refused.
+
+    Args:
+        client: a boto3 ``cognito-idp`` client.
+        user_pool_id: the pool the users belong to.
+        ttl: seconds an answer is trusted.
+        stale_ttl: seconds an answer may still be used while Cognito cannot be reached.
+        clock: monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        user_pool_id: str,
+        *,
+        ttl: float = 60.0,
+        stale_ttl: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._pool = user_pool_id
+        self._ttl = ttl
+        self._stale_ttl = stale_ttl
+        self._clock = clock
+        #: username -> (refusal reason or None when enabled, when it was learnt)
+        self._answers: dict[str, tuple[str | None, float]] = {}
+
+    def check(self, username: str) -> None:
+        now = self._clock()
+        cached = self._answers.get(username)
+        if cached is not None and now - cached[1] < self._ttl:
+            refusal = cached[0]
+        else:
+            try:
+                refusal = self._ask(username)
+            except Exception:
+                if cached is None or now - cached[1] >= self._stale_ttl:
+                    raise
+                refusal = cached[0]  # Cognito is unreachable: the last answer stands a while
+            else:
+                self._answers[username] = (refusal, now)
+        if refusal is not None:
+            raise InvalidToken(refusal)
+
+    def _ask(self, username: str) -> str | None:
+        try:
+            user = self._client.admin_get_user(UserPoolId=self._pool, Username=username)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "UserNotFoundException":
+                return "user no longer exists"
+            raise
+        if not user.get("Enabled", True):
+            return "user is disabled"
+        return None
+
+
 class CognitoJwtVerifier:
     """Accepts ID and access tokens issued by one user pool to one app client.
 
@@ -62,12 +153,17 @@ class CognitoJwtVerifier:
             the real issuer URL).
         client_id: the app client; ID tokens name it in ``aud``, access tokens in ``client_id``.
         keys: where public keys come from, usually :func:`jwks_client`.
+        accounts: when given, a token whose user is disabled or deleted is refused too
+            (a token alone cannot tell: Cognito does not revoke it).
     """
 
-    def __init__(self, *, issuer: str, client_id: str, keys: SigningKeys) -> None:
+    def __init__(
+        self, *, issuer: str, client_id: str, keys: SigningKeys, accounts: AccountCheck | None = None
+    ) -> None:
         self._issuer = issuer
         self._client_id = client_id
         self._keys = keys
+        self._accounts = accounts
 
     def verify(self, token: str) -> Identity:
         claims = self._decode(token)
@@ -77,6 +173,10 @@ class CognitoJwtVerifier:
         audience = claims.get("aud") if token_use == "id" else claims.get("client_id")
         if audience != self._client_id:
             raise InvalidToken(f"{token_use} token was issued to another app client")
+        if self._accounts is not None:
+            # Only for a token that is otherwise good: junk costs no Cognito call.
+            username = claims.get("cognito:username") or claims.get("username") or claims["sub"]
+            self._accounts.check(str(username))
         return Identity(user_id=str(claims["sub"]), user_name=_display_name(claims))
 
     def _decode(self, token: str) -> dict[str, Any]:

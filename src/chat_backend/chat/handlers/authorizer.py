@@ -1,5 +1,10 @@
 """$connect REQUEST authorizer: admit a connection carrying a valid Cognito token.
 
+Valid means signed by the pool for our app client, unexpired, and its user still enabled:
+Cognito does not revoke tokens when a user is disabled or deleted, so the verifier asks
+Cognito (``AdminGetUser``, its answer kept 60 s per warm process; see
+:class:`chat.adapters.cognito.CognitoAccountStatus`).
+
 The answer is an IAM policy on the route's ``methodArn``: Allow with the user in the
 context, or Deny, which API Gateway turns into a 403 on the handshake.
 """
