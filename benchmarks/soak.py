@@ -29,15 +29,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
+import re
 import signal
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from chatclient import (
     Event,
     MessageAcked,
     MessageReceived,
+    ServerError,
     Target,
     ensure_user,
     sign_in,
@@ -116,6 +118,8 @@ class Device:
             sent = soak.sent.get(event.message_id)
             if sent is not None and sent.acked is None:
                 sent.acked = now
+        elif isinstance(event, ServerError):
+            soak.server_errors[event.code] += 1
         elif isinstance(event, ConnectionStateChanged):
             if event.state is ConnectionState.RECONNECTING:
                 self.offline_at.append(now)
@@ -136,7 +140,10 @@ class Soak:
     faults: Counter[str] = field(default_factory=Counter)
     #: Faults that found nothing to act on (no worker, no open socket, nothing sent yet).
     skipped: Counter[str] = field(default_factory=Counter)
+    #: Error frames the devices got, by code (INTERNAL: a Lambda failed, e.g. killed mid-invocation).
+    server_errors: Counter[str] = field(default_factory=Counter)
     serial: int = 0
+    traffic_seconds: float = 0.0
 
     # ------------------------------------------------------------------ traffic
 
@@ -163,7 +170,8 @@ class Soak:
 
     async def injector(self, until: float) -> None:
         while time.monotonic() < until:
-            await asyncio.sleep(min(self.rng.expovariate(1 / self.args.fault_every), max(0.0, until - time.monotonic())))
+            pause = self.rng.expovariate(1 / self.args.fault_every)
+            await asyncio.sleep(min(pause, max(0.0, until - time.monotonic())))
             if time.monotonic() >= until:
                 break
             kind = self.rng.choice(FAULT_KINDS)
@@ -344,6 +352,7 @@ async def soak_run(soak: Soak) -> dict[str, Any]:
     started = time.monotonic()
     until = started + args.seconds
     await asyncio.gather(*(soak.sender(d, until) for d in soak.devices), soak.injector(until))
+    soak.traffic_seconds = time.monotonic() - started
 
     _progress("draining: waiting for every message to be acknowledged and received")
     drain_until = time.monotonic() + args.drain_seconds
@@ -360,7 +369,24 @@ async def soak_run(soak: Soak) -> dict[str, Any]:
     items = await asyncio.to_thread(soak.stored)
     for device in soak.devices:
         await device.client.close()
-    return _figures(soak, items, before_final, started, live_done, answers, workers, alive)
+    figures = _figures(soak, items, before_final, started, live_done, answers, workers, alive)
+    figures["worker_kills_seen_by_stack"] = _kills_in_log(soak.stack.log_file)
+    return figures
+
+
+#: How the stack's runtime logs a worker that died: during an invocation (its REPORT-like line
+#: ends in the error), or while it waited for one.
+_DIED_BUSY = re.compile(r"^\S+ INFO\s+wsstack\.runtime: (\w+) \S+ [\d.]+ ms \w+ error Runtime\.ExitError", re.M)
+_DIED_IDLE = re.compile(r"^\S+ WARNING\s+wsstack\.runtime: (\w+): idle worker \d+ exited \(signal: killed\)", re.M)
+
+
+def _kills_in_log(log: Path) -> dict[str, int]:
+    """Killed workers as the stack saw them: mid-invocation or idle."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    return {"mid_invocation": len(_DIED_BUSY.findall(text)), "idle": len(_DIED_IDLE.findall(text))}
 
 
 def _figures(soak: Soak, items: list[dict[str, Any]], before_final: set[str], started: float, live_done: float,
@@ -395,7 +421,8 @@ def _figures(soak: Soak, items: list[dict[str, Any]], before_final: set[str], st
     pending = sum(1 for item in items if "pendingFor" in item and item["messageId"]["S"] in soak.sent)
     return {
         "seed": soak.args.seed,
-        "seconds": round(live_done - started, 1),
+        "traffic_seconds": round(soak.traffic_seconds, 1),
+        "drain_seconds": round(live_done - started - soak.traffic_seconds, 1),
         "users": soak.args.users,
         "devices": len(soak.devices),
         "created": len(sent),
@@ -412,13 +439,15 @@ def _figures(soak: Soak, items: list[dict[str, Any]], before_final: set[str], st
         "device_copies_missing_while_online": device_gaps_online,
         "faults": {kind: soak.faults[kind] for kind in FAULT_KINDS},
         "faults_skipped": {kind: soak.skipped[kind] for kind in FAULT_KINDS if soak.skipped[kind]},
+        "server_errors": dict(soak.server_errors),
         "latency_p50_ms": round(_percentile(latencies, 50) * 1000, 1) if latencies else None,
         "latency_p99_ms": round(_percentile(latencies, 99) * 1000, 1) if latencies else None,
         "latency_max_ms": round(max(latencies) * 1000, 1) if latencies else None,
         "stack_answers": answers,
         "stack_alive": alive,
         "workers": workers,
-        "examples": {"lost": lost[:5], "stored_twice": twice[:5], "unacknowledged": unacked[:5]},
+        "examples": {"lost": lost[:5], "stored_twice": twice[:5], "unacknowledged": unacked[:5],
+                     "only_in_final_sync": sorted(s.message_id for s in only_final)[:5]},
     }
 
 
@@ -427,8 +456,11 @@ def render(f: dict[str, Any]) -> str:
     skipped = ", ".join(f"{k} {v}" for k, v in f["faults_skipped"].items()) or "none"
     latency = (f"p50 {f['latency_p50_ms']} ms, p99 {f['latency_p99_ms']} ms, max {f['latency_max_ms']} ms"
                if f["latency_p50_ms"] is not None else "no live delivery")
+    kills = f.get("worker_kills_seen_by_stack", {})
+    errors = ", ".join(f"{k} {v}" for k, v in f["server_errors"].items()) or "none"
     lines = [
-        f"wsstack soak: {f['users']} users x {f['devices'] // f['users']} devices, {f['seconds']} s of traffic, "
+        f"wsstack soak: {f['users']} users x {f['devices'] // f['users']} devices, "
+        f"{f['traffic_seconds']} s of traffic, {f['drain_seconds']} s of drain, "
         f"seed {f['seed']}",
         f"  messages created           {f['created']}",
         f"  acknowledged               {f['acknowledged']}",
@@ -442,6 +474,9 @@ def render(f: dict[str, Any]) -> str:
         f"  device copies missing      {f['device_copies_missing']} (of which on a device that stayed online: "
         f"{f['device_copies_missing_while_online']})",
         f"  faults injected            {faults} (skipped: {skipped})",
+        f"  worker kills, per the log  {kills.get('mid_invocation', '?')} mid-invocation, "
+        f"{kills.get('idle', '?')} idle",
+        f"  error frames to devices    {errors}",
         f"  delivery latency (live)    {latency}",
         f"  stack                      {'answers' if f['stack_answers'] else 'DOES NOT ANSWER'}, "
         f"{'running' if f['stack_alive'] else 'EXITED'}, {f['workers']} workers",
@@ -492,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between faults, on average (default %(default)s)")
     parser.add_argument("--ack-timeout", type=_positive(float), default=3.0,
                         help="the clients' resend timeout, seconds (default %(default)s)")
-    parser.add_argument("--drain-seconds", type=_positive(float), default=60.0,
+    parser.add_argument("--drain-seconds", type=_positive(float), default=30.0,
                         help="at most this long to wait for every message after sending stops (default %(default)s)")
     parser.add_argument("--keep-log", metavar="FILE", help="copy the stack's log to FILE")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
@@ -501,13 +536,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The clients log each drop and error frame; here those are counted, not printed.
+    logging.getLogger("chatclient").setLevel(logging.CRITICAL)
     if args.users < 2:
         print("soak: --users must be at least 2 (users send to each other)", file=sys.stderr)
         return 2
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     with tempfile.TemporaryDirectory(prefix="wsstack-soak-") as tmp:
-        stack = StackProcess(CHAT_TEMPLATE, Path(tmp), extra=["--no-persist", "--log-level", "WARNING"])
+        stack = StackProcess(CHAT_TEMPLATE, Path(tmp), extra=["--no-persist", "--log-level", "INFO"])
         try:
             stack.start()
             soak = Soak(args, stack, Target.from_state_file(stack.state_file),
