@@ -102,11 +102,16 @@ class Device:
     client: ChatClient
     #: messageId -> (monotonic time, "live" | "sync") of the first copy this device got.
     received: dict[str, tuple[float, str]] = field(default_factory=dict)
-    #: Times this device left ONLINE (a drop, or a reconnect the soak forced).
-    offline_at: list[float] = field(default_factory=list)
+    #: (time, online) at each change between ONLINE and not.
+    changes: list[tuple[float, bool]] = field(default_factory=list)
     syncs: int = 0
     #: Messages this device sent, for ``send_retry``.
     sent: list[Sent] = field(default_factory=list)
+
+    def online_throughout(self, start: float, end: float) -> bool:
+        """Whether the device was ONLINE (connected and synced) all the time from start to end."""
+        before = [online for t, online in self.changes if t <= start]
+        return bool(before and before[-1]) and not any(start < t <= end for t, _ in self.changes)
 
     def on_event(self, event: Event, soak: Soak) -> None:
         now = time.monotonic()
@@ -121,10 +126,11 @@ class Device:
         elif isinstance(event, ServerError):
             soak.server_errors[event.code] += 1
         elif isinstance(event, ConnectionStateChanged):
-            if event.state is ConnectionState.RECONNECTING:
-                self.offline_at.append(now)
-            elif event.state is ConnectionState.ONLINE:
+            online = event.state is ConnectionState.ONLINE
+            if online:
                 self.syncs += 1
+            if not self.changes or self.changes[-1][1] != online:
+                self.changes.append((now, online))
 
 
 @dataclass
@@ -200,14 +206,20 @@ class Soak:
         functions, weights = zip(*KILL_TARGETS, strict=True)
         function = self.rng.choices(functions, weights)[0]
         if function == "send_message":
-            # A send first, then the kill a few milliseconds later: the invocation that
-            # stores it is then most likely running.
+            # A send first, so that an invocation that stores a message is about to run.
             await self.send_one(device)
-            await asyncio.sleep(self.rng.uniform(0.0, 0.008))
         workers = self._workers(function) or self._workers()
         if not workers:
             return False
+        # A worker on the CPU is in an invocation (an idle one waits on its Runtime API
+        # socket): look for one a few times over up to ~60 ms, else take any of them.
         victim = self.rng.choice(workers)
+        for _ in range(12):
+            busy = [w for w in workers if _running(w)]
+            if busy:
+                victim = self.rng.choice(busy)
+                break
+            await asyncio.sleep(0.005)
         try:
             os.kill(victim.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -289,6 +301,13 @@ class Soak:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return items
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_RUNNING
+    except psutil.NoSuchProcess:
+        return False
 
 
 # ------------------------------------------------------------------------------ run
@@ -376,7 +395,7 @@ async def soak_run(soak: Soak) -> dict[str, Any]:
 
 #: How the stack's runtime logs a worker that died: during an invocation (its REPORT-like line
 #: ends in the error), or while it waited for one.
-_DIED_BUSY = re.compile(r"^\S+ INFO\s+wsstack\.runtime: (\w+) \S+ [\d.]+ ms \w+ error Runtime\.ExitError", re.M)
+_DIED_BUSY = re.compile(r"^\S+ INFO\s+wsstack\.runtime: (\w+) \S+ [\d.]+ ms .*error Runtime\.ExitError", re.M)
 _DIED_IDLE = re.compile(r"^\S+ WARNING\s+wsstack\.runtime: (\w+): idle worker \d+ exited \(signal: killed\)", re.M)
 
 
@@ -410,14 +429,14 @@ def _figures(soak: Soak, items: list[dict[str, Any]], before_final: set[str], st
     latencies = [first[s.message_id][0] - s.created for s in received if first[s.message_id][1] == "live"]
     # Per device: protocol v1 keeps a message pending per user, so a device that was offline
     # when its sibling confirmed a message never gets it by sync (docs/client.md, section 9).
-    device_gaps = device_gaps_online = 0
+    device_gaps, gaps_online = 0, []
     for s in acked:
         for d in soak.recipients_devices(s.recipient):
             if s.message_id in d.received:
                 continue
             device_gaps += 1
-            if not any(s.created <= t <= live_done for t in d.offline_at):
-                device_gaps_online += 1
+            if d.online_throughout(s.created, live_done):
+                gaps_online.append(f"{s.message_id} on {d.name}")
     pending = sum(1 for item in items if "pendingFor" in item and item["messageId"]["S"] in soak.sent)
     return {
         "seed": soak.args.seed,
@@ -436,7 +455,7 @@ def _figures(soak: Soak, items: list[dict[str, Any]], before_final: set[str], st
         "unacknowledged_after_drain": len(unacked),
         "still_pending_on_server": pending,
         "device_copies_missing": device_gaps,
-        "device_copies_missing_while_online": device_gaps_online,
+        "device_copies_missing_while_online": len(gaps_online),
         "faults": {kind: soak.faults[kind] for kind in FAULT_KINDS},
         "faults_skipped": {kind: soak.skipped[kind] for kind in FAULT_KINDS if soak.skipped[kind]},
         "server_errors": dict(soak.server_errors),
@@ -447,7 +466,8 @@ def _figures(soak: Soak, items: list[dict[str, Any]], before_final: set[str], st
         "stack_alive": alive,
         "workers": workers,
         "examples": {"lost": lost[:5], "stored_twice": twice[:5], "unacknowledged": unacked[:5],
-                     "only_in_final_sync": sorted(s.message_id for s in only_final)[:5]},
+                     "only_in_final_sync": sorted(s.message_id for s in only_final)[:5],
+                     "missing_on_a_device_online_throughout": sorted(gaps_online)[:5]},
     }
 
 
