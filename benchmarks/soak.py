@@ -93,8 +93,6 @@ class Sent:
     device: str
     created: float
     acked: float | None = None
-    #: Sent by a worker_kill fault, just before killing the sendMessage worker.
-    under_kill: bool = False
 
 
 @dataclass
@@ -154,6 +152,8 @@ class Soak:
     server_errors: Counter[str] = field(default_factory=Counter)
     serial: int = 0
     traffic_seconds: float = 0.0
+    #: When a sendMessage worker was killed.
+    send_kills: list[float] = field(default_factory=list)
 
     # ------------------------------------------------------------------ traffic
 
@@ -211,7 +211,7 @@ class Soak:
         function = self.rng.choices(functions, weights)[0]
         if function == "send_message":
             # A send first, so that an invocation that stores a message is about to run.
-            (await self.send_one(device)).under_kill = True
+            await self.send_one(device)
         workers = self._workers(function) or self._workers()
         if not workers:
             return False
@@ -225,10 +225,18 @@ class Soak:
                 break
             await asyncio.sleep(0.005)
         try:
+            is_send = "chat.handlers.send_message." in " ".join(victim.cmdline())
             os.kill(victim.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, psutil.NoSuchProcess):
             return False
+        if is_send:
+            self.send_kills.append(time.monotonic())
         return True
+
+    def near_kill(self, sent: Sent) -> bool:
+        """Whether a sendMessage worker was killed while this message waited for its ack."""
+        end = sent.acked if sent.acked is not None else float("inf")
+        return any(sent.created <= t <= end for t in self.send_kills)
 
     async def _fault_socket_abort(self, device: Device) -> bool:
         ws = device.client.connection
@@ -293,6 +301,18 @@ class Soak:
 
     def reached(self, sent: Sent) -> bool:
         return any(sent.message_id in d.received for d in self.recipients_devices(sent.recipient))
+
+    def unregistered_devices(self) -> int:
+        """Online devices beyond the connections their user has registered (pushes cannot reach them)."""
+        missing = 0
+        for user in self.users:
+            item = self.target.dynamodb().get_item(
+                TableName=self.tables["UserConnectionsTable"], Key={"userId": {"S": user}}
+            ).get("Item", {})
+            registered = len(item.get("connectionIds", {}).get("SS", []))
+            online = sum(d.client.state is ConnectionState.ONLINE for d in self.recipients_devices(user))
+            missing += max(0, online - registered)
+        return missing
 
     def stored(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -386,6 +406,7 @@ async def soak_run(soak: Soak) -> dict[str, Any]:
                           max(1.0, min(LIVE_GRACE, drain_until - time.monotonic())))
     live_done = time.monotonic()
     before_final = {s.message_id for s in soak.sent.values() if soak.reached(s)}
+    unregistered = await asyncio.to_thread(soak.unregistered_devices)
     _progress("final sync: every device reconnects once")
     await _final_sync(soak)
     answers = await _stack_answers(soak)
@@ -396,6 +417,7 @@ async def soak_run(soak: Soak) -> dict[str, Any]:
         await device.client.close()
     figures = _figures(soak, items, before_final, started, live_done, answers, workers, alive)
     figures["worker_kills_seen_by_stack"] = _kills_in_log(soak.stack.log_file)
+    figures["online_devices_without_a_registered_connection"] = unregistered
     return figures
 
 
@@ -442,7 +464,7 @@ def _figures(soak: Soak, items: list[dict[str, Any]], before_final: set[str], st
                 continue
             device_gaps += 1
             if d.online_throughout(s.created, live_done):
-                gaps_online.append(f"{s.message_id} on {d.name}")
+                gaps_online.append(f"{s.message_id} on {d.name}" + (" (near a kill)" if soak.near_kill(s) else ""))
     pending = sum(1 for item in items if "pendingFor" in item and item["messageId"]["S"] in soak.sent)
     return {
         "seed": soak.args.seed,
@@ -456,7 +478,7 @@ def _figures(soak: Soak, items: list[dict[str, Any]], before_final: set[str], st
         "received_live_first": len(received) - len(only_sync),
         "received_only_by_sync": len(only_sync),
         "received_only_in_final_sync": len(only_final),
-        "received_only_in_final_sync_sent_under_kill": sum(s.under_kill for s in only_final),
+        "received_only_by_sync_near_a_kill": sum(soak.near_kill(s) for s in only_sync),
         "lost": len(lost),
         "stored_twice": len(twice),
         "unacknowledged_after_drain": len(unacked),
@@ -493,14 +515,16 @@ def render(f: dict[str, Any]) -> str:
         f"  acknowledged               {f['acknowledged']}",
         f"  received                   {f['received']} (first copy live {f['received_live_first']}, "
         f"only by sync {f['received_only_by_sync']}, of which only in the final sync "
-        f"{f['received_only_in_final_sync']}, {f['received_only_in_final_sync_sent_under_kill']} of those "
-        "sent just before a worker kill)",
+        f"{f['received_only_in_final_sync']}; {f['received_only_by_sync_near_a_kill']} of the sync-only "
+        "ones saw a sendMessage worker killed before their ack)",
         f"  lost                       {f['lost']}",
         f"  stored twice               {f['stored_twice']}",
         f"  unacknowledged after drain {f['unacknowledged_after_drain']}",
         f"  still pending on server    {f['still_pending_on_server']}",
         f"  device copies missing      {f['device_copies_missing']} (of which on a device that stayed online: "
         f"{f['device_copies_missing_while_online']})",
+        f"  online devices with no registered connection, before the final sync: "
+        f"{f['online_devices_without_a_registered_connection']}",
         f"  faults injected            {faults} (skipped: {skipped})",
         f"  worker kills, per the log  {kills.get('mid_invocation', '?')} mid-invocation, "
         f"{kills.get('idle', '?')} idle",
