@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test bench lint validate build deploy outputs delete clean
+.PHONY: up test bench soak lint validate build deploy outputs delete clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): installing the project and its tools (about a minute the first time)"
@@ -23,6 +23,11 @@ test: $(STAMP)
 # Prints speed and memory figures; nothing here asserts a time.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
+
+# A few minutes of chat traffic on a stack of its own while workers are killed, sockets
+# aborted and connections deleted; exits 1 if a message was lost or stored twice.
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py $(ARGS)
 
 # The container files are checked without a Docker engine: the compose file against the
 # Compose specification's schema, and by docker-compose 1.29 where it is installed (CI installs
