@@ -33,7 +33,7 @@ soak: $(STAMP)
 # Compose specification's schema, and by docker-compose 1.29 where it is installed (CI installs
 # it); the Dockerfile by hadolint (tests/e2e/test_container.py runs its command).
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	@if [ -x $(BIN)/hadolint ]; then $(BIN)/hadolint --no-color --failure-threshold warning Dockerfile; \
