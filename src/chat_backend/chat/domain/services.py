@@ -258,7 +258,9 @@ class MessagingService:
         device's ``ackMessages`` (see :meth:`confirm`) makes it ``delivered``.
 
         A retry (same ``messageId`` from the same sender with the same content) gets the
-        original ack again and changes nothing.
+        original ack again and stores nothing; it pushes the message again to the devices
+        (the first attempt may have stopped before it did), or, once the message was
+        confirmed, tells the retrying device its status.
 
         Args:
             ticket: the frame's rate-limit claim, counted in the same write as the message.
@@ -333,6 +335,17 @@ class MessagingService:
             )
         logger.info("Repeated send acknowledged again", extra={"message_id": existing.message_id})
         self._push.post(caller.connection_id, ack_frame(existing), existing.sender_id)
+        # The first attempt may have died between the store and its pushes (a crashed or
+        # timed-out invocation), and nothing else would ever push this message: do the
+        # pushes again. A device may get the message twice; clients keep one per messageId.
+        if existing.status is MessageStatus.SENT:
+            connection_ids = self._connections.connection_ids_by_user({existing.recipient_id, existing.sender_id})
+            self._push_to_devices(caller, existing, connection_ids)
+        else:
+            # Confirmed already: the recipient has it. The status frame of the confirmation
+            # may have been lost with the first attempt's connection; repeat it, as of now.
+            at = iso_timestamp(self._clock())
+            self._push.post(caller.connection_id, status_frame(existing, existing.status, at), existing.sender_id)
         return existing
 
     def _push_to_devices(self, caller: Caller, message: Message, connection_ids: dict[str, list[str]]) -> None:
