@@ -135,7 +135,9 @@ def test_confirming_a_message_costs_one_update_per_message_and_one_connection_lo
     ]
 
 
-def test_a_send_to_an_offline_recipient_and_a_retry_cost_at_most_three_requests(online, say, dynamodb_calls, alice, bob):
+def test_a_send_to_an_offline_recipient_and_a_retry_cost_at_most_three_requests(
+    online, say, dynamodb_calls, alice, bob
+):
     online(alice, "A1")
     dynamodb_calls.clear()
 

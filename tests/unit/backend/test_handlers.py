@@ -10,7 +10,7 @@ from chat_fakes import InMemoryMessageStore
 
 from chat.config import Container, override
 from chat.domain.errors import InvalidToken
-from chat.domain.models import Identity
+from chat.domain.models import Connection, Identity
 from chat.handlers import authorizer, connect, default, disconnect, send_message, sync_messages
 
 from .conftest import ENVIRON
@@ -289,3 +289,67 @@ def test_jwks_url_defaults_under_the_issuer_and_can_be_pointed_elsewhere():
     )
     assert Container(environ={**base, "JWKS_URL": "http://127.0.0.1:5000/p/.well-known/jwks.json"}).auth_settings \
         .resolved_jwks_url == "http://127.0.0.1:5000/p/.well-known/jwks.json"
+
+
+# ------------------------------------------------------------------ frames no handler may leave unanswered
+
+
+@pytest.mark.parametrize(
+    ("handler", "event_name", "body", "echoed"),
+    [
+        (send_message, "send_message", _send_body(messageId="\ud800"), "\ufffd"),
+        (default, "default", {"action": "\ud800"}, None),
+    ],
+    ids=["messageId", "action"],
+)
+def test_a_lone_surrogate_the_error_echoes_still_gets_its_validation_error(
+    backend, notifier, ws_event, alice, lambda_context, handler, event_name, body, echoed
+):
+    # json.dumps escapes it as "\ud800": valid JSON that no UTF-8 frame can carry as is.
+    notifier.open("A1")
+
+    result = handler.lambda_handler(ws_event(event_name, connection_id="A1", user=alice, body=body), lambda_context)
+
+    assert result == {"statusCode": 400}
+    [answer] = notifier.frames_for("A1")
+    assert answer["code"] == "VALIDATION_ERROR"
+    assert answer.get("messageId") == echoed
+
+
+@pytest.mark.parametrize("handler", [send_message, default])
+def test_json_nested_deeper_than_the_parser_goes_is_a_validation_error(
+    backend, notifier, ws_event, alice, lambda_context, handler
+):
+    notifier.open("A1")
+    event = ws_event("default", connection_id="A1", user=alice, body="[" * 2000 + "]" * 2000)
+
+    assert handler.lambda_handler(event, lambda_context) == {"statusCode": 400}
+    assert [f["code"] for f in notifier.frames_for("A1")] == ["VALIDATION_ERROR"]
+
+
+class FailingPushNotifier:
+    """Delivers to the caller, fails (not 410) for everyone else: a fault after the ack."""
+
+    def __init__(self, inner, caller):
+        self._inner, self._caller = inner, caller
+
+    def post(self, connection_id, frame):
+        if connection_id != self._caller:
+            raise RuntimeError("@connections answered 500")
+        self._inner.post(connection_id, frame)
+
+
+def test_a_fault_after_the_ack_is_logged_and_the_caller_gets_no_second_answer(
+    connections, messages, notifier, ws_event, alice, bob, lambda_context, caplog
+):
+    notifier.open("A1")
+    connections.put(Connection("B1", bob.user_id, bob.user_name, "2026-01-01T00:00:00.000Z", 0))
+    event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(recipientId=bob.user_id))
+
+    with override(environ=ENVIRON, connections=connections, messages=messages,
+                  notifier=FailingPushNotifier(notifier, "A1")):
+        result = send_message.lambda_handler(event, lambda_context)
+
+    assert result == {"statusCode": 500}
+    assert [f["type"] for f in notifier.frames_for("A1")] == ["ack"]
+    assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable
 from typing import Any, NoReturn, TypeVar
 
@@ -59,7 +60,8 @@ _BAD_LIST_CURSOR = "cursor is not a cursor this server issued; omit it to start 
 def _json_object(body: str | None) -> dict[str, Any]:
     try:
         value = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the parser's stack (e.g. 2000 "[").
         value = None
     if not isinstance(value, dict):
         raise ValidationFailed(_NOT_AN_OBJECT)
@@ -257,8 +259,20 @@ def pong_frame(at: str) -> dict[str, Any]:
     return {"type": "pong", "at": at}
 
 
+#: UTF-16 surrogate code points: valid in a JSON string ("\\ud800"), never in UTF-8.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD, so the frame encodes as UTF-8."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def error_frame(code: ErrorCode, message: str, message_id: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", "code": code.value, "message": message}
+    """An ``error`` frame. Whatever it echoes of the client's frame (the ``messageId``, an
+    unknown action in the sentence) is made encodable here, the one place errors become
+    frames: a value that cannot be encoded must not cost the client its answer."""
+    frame: dict[str, Any] = {"type": "error", "code": code.value, "message": _encodable(message)}
     if message_id is not None:
-        frame["messageId"] = message_id
+        frame["messageId"] = _encodable(message_id)
     return frame
