@@ -248,6 +248,7 @@ class Container:
         return MessagingService(
             messages=self.messages,
             connections=self.connections,
+            directory=self.directory,
             notifier=notifier,
             clock=self.clock,
             limiter=self.frame_limiter(),

@@ -22,13 +22,13 @@ def online(backend, notifier, ws_event, lambda_context):
 
 
 @pytest.fixture
-def send(backend, ws_event, lambda_context):
+def send(backend, ws_event, lambda_context, bob):
     def send_frame(user, connection_id, message_id="m-1", content="hello", recipient=None, **extra):
         body = {
             "action": "sendMessage",
             "messageId": message_id,
             "conversationId": "conv-ab",
-            "recipientId": recipient.user_id if recipient else "5f1e8a3c-2b6d-4e9f-8a17-6c5d4e3f2a1b",
+            "recipientId": recipient.user_id if recipient else bob.user_id,
             "content": content,
             **extra,
         }

@@ -80,6 +80,15 @@ def dynamodb_calls(backend):
 
 
 @pytest.fixture
+def cognito_calls(backend):
+    """Every Cognito API call the backend makes from now on, by operation name."""
+    calls: list[str] = []
+    client = backend.directory._client
+    client.meta.events.register("before-call.cognito-idp", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+@pytest.fixture
 def pool_users(aws):
     """Create real users in the template's user pool; their ids are their Cognito subs."""
     cognito = boto3.client("cognito-idp", region_name=REGION)
@@ -105,7 +114,9 @@ def test_a_one_to_one_send_to_an_online_recipient_costs_two_dynamodb_requests(
     online(alice, "A2")
     online(bob, "B1")
     online(bob, "B2")
+    say(alice, "A1", bob, "m-0")
     dynamodb_calls.clear()
+    notifier.posts.clear()
 
     assert say(alice, "A1", bob, "m-1") == {"statusCode": 200}
 
@@ -114,6 +125,49 @@ def test_a_one_to_one_send_to_an_online_recipient_costs_two_dynamodb_requests(
     assert dynamodb_calls == ["TransactWriteItems", "BatchGetItem"]
     # ... plus one post per connection: the ack, the message to B1, B2 and A2.
     assert len(notifier.posts) == 4
+
+
+def test_the_first_message_of_a_conversation_also_checks_its_recipient_in_the_pool(
+    online, say, dynamodb_calls, cognito_calls, alice, bob
+):
+    online(alice, "A1")
+    dynamodb_calls.clear()
+
+    assert say(alice, "A1", bob, "m-1") == {"statusCode": 200}
+    assert say(alice, "A1", bob, "m-2") == {"statusCode": 200}
+
+    # The write that may not start a conversation is refused, the recipient is looked up
+    # once, and the write that may goes through; the second message costs no lookup.
+    first_message = ["TransactWriteItems", "TransactWriteItems", "BatchGetItem"]
+    assert dynamodb_calls == [*first_message, "TransactWriteItems", "BatchGetItem"]
+    assert cognito_calls == ["ListUsers"]
+
+
+@pytest.mark.parametrize("recipient", ["#", "x#y"])
+def test_a_malformed_recipient_is_a_validation_error_and_nothing_is_written(
+    online, frame, tables, notifier, alice, recipient
+):
+    online(alice, "A1")
+
+    result = frame(alice, "A1", "sendMessage", messageId="m-1", conversationId=CONVERSATION, recipientId=recipient,
+                   content="hi")
+
+    assert result == {"statusCode": 400}
+    assert [f["code"] for f in notifier.frames_for("A1")] == ["VALIDATION_ERROR"]
+    assert tables.messages.scan()["Items"] == [] and tables.conversations.scan()["Items"] == []
+
+
+def test_a_recipient_who_is_no_user_of_the_pool_is_not_found_and_nothing_is_written(
+    online, frame, tables, notifier, alice
+):
+    online(alice, "A1")
+
+    result = frame(alice, "A1", "sendMessage", messageId="m-1", conversationId=CONVERSATION,
+                   recipientId="7d0c1e9a-3b5f-4c2d-9e8a-1f2b3c4d5e6f", content="hi")
+
+    assert result == {"statusCode": 404}
+    assert [f["code"] for f in notifier.frames_for("A1")] == ["NOT_FOUND"]
+    assert tables.messages.scan()["Items"] == [] and tables.conversations.scan()["Items"] == []
 
 
 def test_confirming_a_message_costs_one_update_per_message_and_one_connection_lookup(
@@ -139,6 +193,7 @@ def test_a_send_to_an_offline_recipient_and_a_retry_cost_at_most_three_requests(
     online, say, dynamodb_calls, alice, bob
 ):
     online(alice, "A1")
+    say(alice, "A1", bob, "m-0")
     dynamodb_calls.clear()
 
     say(alice, "A1", bob, "m-1")

@@ -128,18 +128,19 @@ def test_a_frame_without_authorizer_identity_is_forbidden_and_stores_nothing(
 
 
 class ExplodingStore(InMemoryMessageStore):
-    def create(self, message, ticket=None):
+    def create(self, message, ticket=None, *, start_conversation=True):
         raise RuntimeError("table Messages_prod at /var/task/secret.py exploded")
 
 
 def test_an_unexpected_failure_gives_internal_without_details_and_logs_the_trace(
-    connections, notifier, ws_event, alice, lambda_context, caplog
+    connections, directory, notifier, ws_event, alice, lambda_context, caplog
 ):
     notifier.open("A1")
     environ = ENVIRON
     event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body())
 
-    with override(environ=environ, connections=connections, messages=ExplodingStore(), notifier=notifier):
+    with override(environ=environ, connections=connections, messages=ExplodingStore(), directory=directory,
+                  notifier=notifier):
         result = send_message.lambda_handler(event, lambda_context)
 
     assert result == {"statusCode": 500}
@@ -150,12 +151,13 @@ def test_an_unexpected_failure_gives_internal_without_details_and_logs_the_trace
 
 
 def test_when_the_caller_is_gone_too_an_internal_failure_still_returns_500(
-    connections, notifier, ws_event, alice, lambda_context
+    connections, directory, notifier, ws_event, alice, lambda_context
 ):
     environ = ENVIRON
     event = ws_event("send_message", connection_id="A-closed", user=alice, body=_send_body())
 
-    with override(environ=environ, connections=connections, messages=ExplodingStore(), notifier=notifier):
+    with override(environ=environ, connections=connections, messages=ExplodingStore(), directory=directory,
+                  notifier=notifier):
         assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 500}
 
 
@@ -340,16 +342,46 @@ class FailingPushNotifier:
 
 
 def test_a_fault_after_the_ack_is_logged_and_the_caller_gets_no_second_answer(
-    connections, messages, notifier, ws_event, alice, bob, lambda_context, caplog
+    connections, messages, directory, notifier, ws_event, alice, bob, lambda_context, caplog
 ):
     notifier.open("A1")
     connections.put(Connection("B1", bob.user_id, bob.user_name, "2026-01-01T00:00:00.000Z", 0))
     event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(recipientId=bob.user_id))
 
-    with override(environ=ENVIRON, connections=connections, messages=messages,
+    with override(environ=ENVIRON, connections=connections, messages=messages, directory=directory,
                   notifier=FailingPushNotifier(notifier, "A1")):
         result = send_message.lambda_handler(event, lambda_context)
 
     assert result == {"statusCode": 500}
     assert [f["type"] for f in notifier.frames_for("A1")] == ["ack"]
     assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
+
+
+# ------------------------------------------------------------------ identifiers
+
+
+@pytest.mark.parametrize("recipient", ["#", "x#y", "bob ", "b\u00f6b", "a/b", "x" * 129])
+def test_a_malformed_recipient_id_is_a_validation_error_and_nothing_is_stored(
+    backend, messages, notifier, ws_event, alice, lambda_context, recipient
+):
+    notifier.open("A1")
+    event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(recipientId=recipient))
+
+    assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 400}
+    [answer] = notifier.frames_for("A1")
+    assert (answer["code"], answer["messageId"]) == ("VALIDATION_ERROR", "m-1")
+    assert answer["message"].startswith("recipientId must ")
+    assert messages.items == {} and messages.conversations == {}
+
+
+def test_a_recipient_who_is_no_user_of_the_pool_is_not_found_and_nothing_is_stored(
+    backend, messages, notifier, ws_event, alice, lambda_context
+):
+    notifier.open("A1")
+    stranger = "7d0c1e9a-3b5f-4c2d-9e8a-1f2b3c4d5e6f"
+    event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(recipientId=stranger))
+
+    assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 404}
+    [answer] = notifier.frames_for("A1")
+    assert (answer["code"], answer["messageId"]) == ("NOT_FOUND", "m-1")
+    assert messages.items == {} and messages.conversations == {} and messages.memberships == {}

@@ -149,8 +149,8 @@ class _DiesAfterStoring:
         self._store = store
         self.died = False
 
-    def create(self, message, ticket=None):
-        self._store.create(message, ticket)
+    def create(self, message, ticket=None, *, start_conversation=True):
+        self._store.create(message, ticket, start_conversation=start_conversation)
         if not self.died:
             self.died = True
             raise RuntimeError("worker died after the store")
@@ -160,10 +160,10 @@ class _DiesAfterStoring:
 
 
 def test_a_retry_after_an_attempt_died_after_the_store_pushes_what_it_did_not(
-    messages, connections, notifier, clock, connect, alice, bob
+    messages, connections, directory, notifier, clock, connect, alice, bob
 ):
     # Given alice on two devices, bob online, and a first attempt that stored M and died
-    dying = MessagingService(messages=_DiesAfterStoring(messages), connections=connections,
+    dying = MessagingService(messages=_DiesAfterStoring(messages), connections=connections, directory=directory,
                              notifier=notifier, clock=clock)
     sender = connect(alice, "A1")
     connect(alice, "A2")
@@ -309,3 +309,37 @@ def test_the_dm_id_of_sender_and_recipient_is_accepted(messaging, messages, conn
     messaging.send(sender, _request(conversationId=own, recipient_id=bob.user_id))
 
     assert messages.items["m-1"].conversation_id == own
+
+
+class CountingDirectory:
+    """The directory, counting how often a recipient is looked up."""
+
+    def __init__(self, directory) -> None:
+        self._directory = directory
+        self.lookups: list[str] = []
+
+    def exists(self, user_id):
+        self.lookups.append(user_id)
+        return self._directory.exists(user_id)
+
+    def __getattr__(self, name):
+        return getattr(self._directory, name)
+
+
+def test_the_recipient_is_looked_up_once_per_conversation_not_per_message(
+    messages, connections, directory, notifier, clock, connect, alice, bob, carol
+):
+    counting = CountingDirectory(directory)
+    service = MessagingService(messages=messages, connections=connections, directory=counting, notifier=notifier,
+                               clock=clock)
+    sender = connect(alice, "A1")
+
+    for n in range(3):
+        service.send(sender, _request(message_id=f"m-{n}"))
+    service.send(connect(bob, "B1"), _request(message_id="m-reply", recipient_id=alice.user_id))
+    service.send(sender, _request(message_id="m-carol", recipient_id=carol.user_id, conversationId="conv-ac"))
+    service.send(sender, _request(message_id="m-self", recipient_id=alice.user_id, conversationId="notes"))
+
+    # conv-ab's first message, and conv-ac's; a note-to-self needs no lookup.
+    assert counting.lookups == [bob.user_id, carol.user_id]
+    assert len(messages.items) == 6

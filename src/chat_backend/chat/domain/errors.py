@@ -103,6 +103,8 @@ class MessageRefused(Exception):
         not_a_participant: the conversation exists with other participants.
         reply_not_found: ``replyToMessageId`` names no message of this conversation.
         over_limit: the frame would exceed its connection's rate-limit window.
+        no_conversation: the conversation does not exist and the message was not
+            allowed to start it.
     """
 
     def __init__(
@@ -112,12 +114,14 @@ class MessageRefused(Exception):
         not_a_participant: bool = False,
         reply_not_found: bool = False,
         over_limit: bool = False,
+        no_conversation: bool = False,
     ) -> None:
         super().__init__("message refused")
         self.existing = existing
         self.not_a_participant = not_a_participant
         self.reply_not_found = reply_not_found
         self.over_limit = over_limit
+        self.no_conversation = no_conversation
 
 
 class InvalidToken(Exception):

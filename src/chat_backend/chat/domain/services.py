@@ -237,12 +237,14 @@ class MessagingService:
         *,
         messages: MessageStore,
         connections: ConnectionStore,
+        directory: UserDirectory,
         notifier: Notifier,
         clock: Clock,
         limiter: FrameLimiter | None = None,
     ) -> None:
         self._messages = messages
         self._connections = connections
+        self._directory = directory
         self._clock = clock
         self._limiter = limiter or FrameLimiter(connections, clock)
         self._push = _Pusher(connections, notifier)
@@ -269,6 +271,7 @@ class MessagingService:
             ValidationFailed: the ``messageId`` already names a different message, or
                 ``replyToMessageId`` names no message of this conversation.
             Forbidden: the conversation belongs to other participants.
+            NotFound: the conversation is new and ``recipientId`` is no user of the pool.
             RateLimited: the connection's window is full; nothing was stored.
         """
         conversation = request.conversation_id
@@ -292,7 +295,7 @@ class MessagingService:
             reply_to_message_id=request.reply_to_message_id,
         )
         try:
-            self._messages.create(message, ticket)
+            self._create(message, ticket)
         except MessageRefused as refused:
             return self._refused(caller, message, refused, ticket)
         if ticket is not None:
@@ -304,6 +307,30 @@ class MessagingService:
         self._push.post(caller.connection_id, ack_frame(message), message.sender_id)
         self._push_to_devices(caller, message, connection_ids)
         return message
+
+    def _create(self, message: Message, ticket: FrameTicket | None) -> None:
+        """Store ``message``; the first message of a conversation checks its recipient first.
+
+        The conversation records its participants, so only the message that creates it
+        asks the user pool; every later one is checked against them in the same write.
+
+        Raises:
+            MessageRefused: as :meth:`MessageStore.create`.
+            NotFound: the conversation is new and its recipient is no user of the pool.
+        """
+        to_self = message.recipient_id == message.sender_id
+        try:
+            # Optimistic: most messages go to a conversation that exists (one write).
+            self._messages.create(message, ticket, start_conversation=to_self)
+            return
+        except MessageRefused as refused:
+            if not refused.no_conversation or refused.over_limit or refused.existing is not None:
+                raise
+        if not self._directory.exists(message.recipient_id):
+            raise NotFound(
+                "recipientId names no user; pick the recipient from findUsers.", message_id=message.message_id
+            )
+        self._messages.create(message, ticket, start_conversation=True)
 
     def _refused(
         self, caller: Caller, attempt: Message, refused: MessageRefused, ticket: FrameTicket | None
