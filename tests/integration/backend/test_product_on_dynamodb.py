@@ -323,6 +323,44 @@ def test_delete_erases_the_content_and_tells_both_participants(online, say, fram
     assert [f["messageId"] for f in notifier.frames_for("A1", "messageDeleted")] == ["m-1"]
 
 
+def test_deleting_a_message_again_is_harmless_and_tells_both_participants_again(
+    online, say, frame, tables, notifier, alice, bob
+):
+    online(alice, "A1")
+    online(bob, "B1")
+    say(alice, "A1", bob, "m-1")
+    assert frame(alice, "A1", "deleteMessage", messageId="m-1") == {"statusCode": 200}
+    first = tables.messages.get_item(Key={"messageId": "m-1"})["Item"]
+
+    assert frame(alice, "A1", "deleteMessage", messageId="m-1") == {"statusCode": 200}
+
+    again = tables.messages.get_item(Key={"messageId": "m-1"})["Item"]
+    assert (again["isDeleted"], again["content"], again["status"]) == (True, "", first["status"])
+    assert notifier.frames_for("A1", "error") == []
+    for connection_id in ("A1", "B1"):
+        assert [f["messageId"] for f in notifier.frames_for(connection_id, "messageDeleted")] == ["m-1", "m-1"]
+
+
+def test_a_message_to_oneself_is_confirmed_like_any_other(online, frame, tables, notifier, alice):
+    online(alice, "A-phone")
+    online(alice, "A-laptop")
+    notes = "notes-alice"
+    assert frame(alice, "A-phone", "sendMessage", messageId="m-1", conversationId=notes, recipientId=alice.user_id,
+                 content="buy milk") == {"statusCode": 200}
+    assert [f["message"]["messageId"] for f in notifier.frames_for("A-laptop", "message")] == ["m-1"]
+
+    assert frame(alice, "A-laptop", "ackMessages", messageIds=["m-1"]) == {"statusCode": 200}
+
+    item = tables.messages.get_item(Key={"messageId": "m-1"})["Item"]
+    assert item["status"] == "delivered" and "pendingFor" not in item
+    for connection_id in ("A-phone", "A-laptop"):
+        assert [(f["messageId"], f["status"]) for f in notifier.frames_for(connection_id, "status")] == [
+            ("m-1", "delivered")
+        ]
+    frame(alice, "A-laptop", "syncMessages")
+    assert notifier.frames_for("A-laptop", "sync")[-1]["messages"] == []
+
+
 def test_delete_by_the_recipient_is_forbidden(online, say, frame, tables, alice, bob):
     online(alice, "A1")
     online(bob, "B1")
