@@ -82,7 +82,6 @@ def test_tokens_that_must_not_connect_are_refused_and_nothing_is_stored(stack, n
     ("fields", "field_named"),
     [
         ({"content": "   "}, "content"),
-        ({"content": "x" * 4001}, "content"),
         ({"recipientId": None}, "recipientId"),
         ({"conversationId": None}, "conversationId"),
         # "#" is the conversation item's own key; ids have one shape, checked at the edge.
@@ -105,6 +104,20 @@ def test_invalid_send_gets_validation_error_and_stores_nothing(stack, new_user, 
     assert error["type"] == "error"
     assert error["code"] == "VALIDATION_ERROR"
     assert field_named in error["message"]
+    if stack.local:
+        stored = stack.dynamodb().get_item(TableName=stack.table("MessagesTable"),
+                                           Key={"messageId": {"S": message_id}})
+        assert "Item" not in stored
+
+
+def test_content_over_the_limit_is_payload_too_large_and_stores_nothing(stack, new_user):
+    alice, bob = new_user("alice"), new_user("bob")
+    message_id = str(uuid.uuid4())
+    with ChatSession(stack.target, alice.id_token) as a:
+        a.send("sendMessage", messageId=message_id, conversationId=conversation_id(alice.sub, bob.sub),
+               recipientId=bob.sub, content="x" * 4001)
+        error = a.receive()
+    assert (error["type"], error["code"], error["messageId"]) == ("error", "PAYLOAD_TOO_LARGE", message_id)
     if stack.local:
         stored = stack.dynamodb().get_item(TableName=stack.table("MessagesTable"),
                                            Key={"messageId": {"S": message_id}})

@@ -97,7 +97,7 @@ def test_send_message_handler_stores_and_acks(backend, messages, notifier, ws_ev
 
 @pytest.mark.parametrize(
     ("changes", "field"),
-    [({"content": "   "}, "content"), ({"content": "x" * 4001}, "content"), ({"recipientId": ""}, "recipientId")],
+    [({"content": "   "}, "content"), ({"recipientId": ""}, "recipientId")],
 )
 def test_invalid_send_gets_a_validation_error_naming_the_field_and_stores_nothing(
     backend, messages, notifier, ws_event, alice, lambda_context, changes, field
@@ -385,3 +385,17 @@ def test_a_recipient_who_is_no_user_of_the_pool_is_not_found_and_nothing_is_stor
     [answer] = notifier.frames_for("A1")
     assert (answer["code"], answer["messageId"]) == ("NOT_FOUND", "m-1")
     assert messages.items == {} and messages.conversations == {} and messages.memberships == {}
+
+
+def test_content_over_the_limit_is_payload_too_large_and_stores_nothing(
+    backend, messages, notifier, ws_event, alice, lambda_context
+):
+    notifier.open("A1")
+    event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(content="x" * 4001))
+
+    assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 413}
+
+    [error] = notifier.frames_for("A1")
+    assert (error["code"], error["messageId"]) == ("PAYLOAD_TOO_LARGE", "m-1")
+    assert error["message"] == "content must be at most 4000 characters."
+    assert messages.items == {}

@@ -21,6 +21,7 @@ __all__ = [
     "InvalidToken",
     "MessageRefused",
     "NotFound",
+    "PayloadTooLarge",
     "RateLimited",
     "ValidationFailed",
 ]
@@ -75,6 +76,13 @@ class NotFound(ChatError):
 
     code = ErrorCode.NOT_FOUND
     status_code = 404
+
+
+class PayloadTooLarge(ChatError):
+    """The frame carries more than the protocol allows (message ``content`` over its limit)."""
+
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    status_code = 413
 
 
 class RateLimited(ChatError):

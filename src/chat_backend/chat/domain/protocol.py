@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from chat.domain.errors import ErrorCode, ValidationFailed
+from chat.domain.errors import ErrorCode, PayloadTooLarge, ValidationFailed
 from chat.domain.models import (
     KNOWN_ACTIONS,
     ConversationPosition,
@@ -88,6 +88,10 @@ _SENTENCES = {
 }
 
 
+#: The field whose length is the frame's payload: over its limit is PAYLOAD_TOO_LARGE.
+_PAYLOAD = ("content",)
+
+
 def _sentence(error: ValidationError) -> str:
     """One sentence for the first problem pydantic found, naming the field as sent."""
     first = error.errors()[0]
@@ -106,15 +110,18 @@ def parse_frame(model: type[RequestT], body: str | None) -> RequestT:
     Raises:
         ValidationFailed: naming the first bad field; carries the frame's ``messageId``
             when it had a usable one, so the client can match the error to its message.
+        PayloadTooLarge: the same, when the first problem is ``content`` over its limit.
     """
     data = _json_object(body)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         message_id = data.get("messageId")
-        raise ValidationFailed(
-            _sentence(exc), message_id=message_id if isinstance(message_id, str) and message_id else None
-        ) from None
+        usable_id = message_id if isinstance(message_id, str) and message_id else None
+        first = exc.errors()[0]
+        if first["type"] == "string_too_long" and first["loc"] == _PAYLOAD:
+            raise PayloadTooLarge(_sentence(exc), message_id=usable_id) from None
+        raise ValidationFailed(_sentence(exc), message_id=usable_id) from None
 
 
 def reject_unknown_action(body: str | None) -> NoReturn:
