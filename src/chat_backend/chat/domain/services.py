@@ -260,9 +260,8 @@ class MessagingService:
         device's ``ackMessages`` (see :meth:`confirm`) makes it ``delivered``.
 
         A retry (same ``messageId`` from the same sender with the same content) gets the
-        original ack again and stores nothing; it pushes the message again to the devices
-        (the first attempt may have stopped before it did), or, once the message was
-        confirmed, tells the retrying device its status.
+        original ack again and stores nothing; while the message is pending it pushes it
+        again to the devices (the first attempt may have stopped before it did).
 
         Args:
             ticket: the frame's rate-limit claim, counted in the same write as the message.
@@ -365,14 +364,11 @@ class MessagingService:
         # The first attempt may have died between the store and its pushes (a crashed or
         # timed-out invocation), and nothing else would ever push this message: do the
         # pushes again. A device may get the message twice; clients keep one per messageId.
+        # Once confirmed, a device of the recipient holds it and the confirmation told the
+        # sender's connections: nothing is left to do, and a status is never told twice.
         if existing.status is MessageStatus.SENT:
             connection_ids = self._connections.connection_ids_by_user({existing.recipient_id, existing.sender_id})
             self._push_to_devices(caller, existing, connection_ids)
-        else:
-            # Confirmed already: the recipient has it. The status frame of the confirmation
-            # may have been lost with the first attempt's connection; repeat it, as of now.
-            at = iso_timestamp(self._clock())
-            self._push.post(caller.connection_id, status_frame(existing, existing.status, at), existing.sender_id)
         return existing
 
     def _push_to_devices(self, caller: Caller, message: Message, connection_ids: dict[str, list[str]]) -> None:
