@@ -11,7 +11,7 @@ from chat_fakes import InMemoryMessageStore
 from chat.config import Container, override
 from chat.domain.errors import InvalidToken
 from chat.domain.models import Connection, Identity
-from chat.handlers import authorizer, connect, default, disconnect, send_message, sync_messages
+from chat.handlers import ack_messages, authorizer, connect, default, disconnect, send_message, sync_messages
 
 from .conftest import ENVIRON
 
@@ -399,3 +399,18 @@ def test_content_over_the_limit_is_payload_too_large_and_stores_nothing(
     assert (error["code"], error["messageId"]) == ("PAYLOAD_TOO_LARGE", "m-1")
     assert error["message"] == "content must be at most 4000 characters."
     assert messages.items == {}
+
+
+def test_message_functions_without_a_user_pool_id_still_work(
+    connections, messages, notifier, ws_event, alice, bob, lambda_context
+):
+    # Only sendMessage's function is given USER_POOL_ID (template.yaml); the others share
+    # the messaging service and must not need it.
+    without_pool = {name: value for name, value in ENVIRON.items() if name != "USER_POOL_ID"}
+    notifier.open("B1")
+    body = {"action": "ackMessages", "messageIds": ["m-1"]}
+    event = ws_event("ack_messages", connection_id="B1", user=bob, body=body)
+
+    with override(environ=without_pool, connections=connections, messages=messages, notifier=notifier):
+        assert ack_messages.lambda_handler(event, lambda_context) == {"statusCode": 200}
+    assert notifier.frames_for("B1") == []
