@@ -11,6 +11,7 @@ in-memory fakes. The counts of what was tried and answered print at the end of t
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -56,7 +57,8 @@ from chat.handlers import (
 
 from .conftest import ALICE, BOB, ENVIRON, FakeLambdaContext, TickingClock, build_ws_event
 
-EXAMPLES = 200
+#: Examples per property; CHAT_FUZZ_EXAMPLES=5000 for a longer run.
+EXAMPLES = int(os.environ.get("CHAT_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 #: action -> (handler module, sample event)
@@ -141,7 +143,11 @@ def _deep(depth: int, action: str) -> str:
     return json.dumps({"action": action})[:-1] + ', "messageIds": ' + "[" * depth + "]" * depth + "}"
 
 
+valid = st.sampled_from(list(VALID)).map(lambda action: {"action": action, **VALID[action]})
+
 bodies = st.one_of(
+    valid.map(json.dumps),
+    near_valid.map(json.dumps),
     near_valid.map(json.dumps),
     frames.map(json.dumps),
     wide.map(json.dumps),
@@ -234,3 +240,4 @@ def test_an_unknown_action_is_always_refused_with_an_encodable_error(body):
     with pytest.raises(ValidationFailed) as refused:
         reject_unknown_action(body)
     encode_frame(error_frame(refused.value.code, refused.value.message, refused.value.message_id))
+    TALLY["$default refused"] += 1
