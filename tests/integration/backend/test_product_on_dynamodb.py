@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from chat.config import override
-from chat.domain.models import FRAME_LIMIT, Identity
+from chat.domain.models import FRAME_LIMIT, Identity, Message
 from chat.handlers import (
     ack_messages,
     connect,
@@ -205,6 +205,26 @@ def test_a_send_to_an_offline_recipient_and_a_retry_cost_at_most_three_requests(
     # The refused write, the retry's frame counted on its own, and both users' connections:
     # a retry pushes again what a first attempt that died after the store never pushed.
     assert dynamodb_calls == ["TransactWriteItems", "UpdateItem", "BatchGetItem"]
+
+
+def test_a_retry_after_an_attempt_that_died_after_the_store_reaches_the_online_recipient(
+    online, say, backend, notifier, alice, bob
+):
+    online(alice, "A1")
+    online(alice, "A2")
+    online(bob, "B1")
+    # The first attempt stored m-1 (message, conversation, memberships) and its worker died
+    # before any push: nobody got a frame.
+    backend.messages.create(Message(
+        message_id="m-1", conversation_id=CONVERSATION, sender_id=alice.user_id, sender_name=alice.user_name,
+        recipient_id=bob.user_id, content="text of m-1", timestamp="2026-01-01T12:00:00.000Z",
+    ))
+
+    assert say(alice, "A1", bob, "m-1") == {"statusCode": 200}
+
+    assert [f["timestamp"] for f in notifier.frames_for("A1", "ack")] == ["2026-01-01T12:00:00.000Z"]
+    assert [f["message"]["messageId"] for f in notifier.frames_for("B1", "message")] == ["m-1"]
+    assert [f["message"]["messageId"] for f in notifier.frames_for("A2", "message")] == ["m-1"]
 
 
 def test_nothing_the_backend_does_scans_a_table(online, say, frame, dynamodb_calls, alice, bob):
