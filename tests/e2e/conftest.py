@@ -136,6 +136,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
             tables=Target.tables_from_cloudformation(stack_name, region),
         )
         return
+    yield from _local_stack(tmp_path_factory)
+
+
+def _local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     state_file = tmp_path_factory.mktemp("stack") / "stack.json"
     proc = start_stack(state_file)
     state = json.loads(state_file.read_text())
@@ -148,6 +152,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         proc.stop()
         # What the stack logged, shown by pytest when a test failed.
         sys.stderr.write("".join(proc.output)[-20000:])
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """A local stack for one module alone: for tests that create and delete fixed names
+    (the demo users alice and bob), which must not change the shared stack under others."""
+    if os.environ.get("CHAT_E2E_STACK_NAME"):
+        pytest.skip("needs a local stack of its own")
+    yield from _local_stack(tmp_path_factory)
 
 
 @pytest.fixture

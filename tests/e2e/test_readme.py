@@ -30,6 +30,12 @@ def code_blocks(language: str) -> list[str]:
 
 
 @pytest.fixture
+def stack(own_stack):
+    """Its own stack: the examples need the demo users by name, created and removed here."""
+    return own_stack
+
+
+@pytest.fixture
 def demo_users(stack) -> Iterator[dict[str, Tokens]]:
     """alice and bob with the README's password, removed with their data afterwards."""
     if not stack.local:

@@ -18,9 +18,15 @@ from .conftest import PASSWORD
 pytestmark = pytest.mark.e2e
 
 
-def _connection_count(stack) -> int:
-    table = stack.table("ConnectionsTable")
-    return int(stack.dynamodb().scan(TableName=table, Select="COUNT")["Count"])
+def _connections_of(stack, *subs: str) -> set[str]:
+    """The connection ids stored for these users (never the whole shared table: other
+    tests' connections come and go while this one runs)."""
+    table = stack.table("UserConnectionsTable")
+    found: set[str] = set()
+    for sub in subs:
+        item = stack.dynamodb().get_item(TableName=table, Key={"userId": {"S": sub}}, ConsistentRead=True)
+        found |= set(item.get("Item", {}).get("connectionIds", {}).get("SS", []))
+    return found
 
 
 def _handshake_status(url: str) -> int:
@@ -60,24 +66,28 @@ def test_tokens_that_must_not_connect_are_refused_and_nothing_is_stored(stack, n
     if not stack.local:
         pytest.skip("needs the emulator's key and tables")
     url = stack.target.websocket_url
-    valid = new_user("alice").id_token
-    before = _connection_count(stack)
+    alice = new_user("alice")
+    valid = alice.id_token
+    eve = jwt.decode(wrong_client_token, options={"verify_signature": False})["sub"]
 
     assert _handshake_status(url) == 401  # no token at all: the authorizer is not even asked
     assert _handshake_status(f"{url}?token=not-a-jwt") == 403
     assert _handshake_status(f"{url}?token={_expired_copy(valid)}") == 403
     assert _handshake_status(f"{url}?token={wrong_client_token}") == 403
 
-    assert _connection_count(stack) == before
+    assert _connections_of(stack, alice.sub, eve) == set()
 
 
 @pytest.mark.parametrize(
     ("fields", "field_named"),
     [
         ({"content": "   "}, "content"),
-        ({"content": "x" * 4001}, "content"),
         ({"recipientId": None}, "recipientId"),
         ({"conversationId": None}, "conversationId"),
+        # "#" is the conversation item's own key; ids have one shape, checked at the edge.
+        ({"recipientId": "#"}, "recipientId"),
+        ({"recipientId": "x#y"}, "recipientId"),
+        ({"messageId": "m 1"}, "messageId"),
     ],
 )
 def test_invalid_send_gets_validation_error_and_stores_nothing(stack, new_user, fields, field_named):
@@ -87,12 +97,42 @@ def test_invalid_send_gets_validation_error_and_stores_nothing(stack, new_user, 
              "recipientId": bob.sub, "content": "hi"}
     frame.update(fields)
     frame = {k: v for k, v in frame.items() if v is not None}
+    message_id = frame["messageId"]
     with ChatSession(stack.target, alice.id_token) as a:
         a.send("sendMessage", **frame)
         error = a.receive()
     assert error["type"] == "error"
     assert error["code"] == "VALIDATION_ERROR"
     assert field_named in error["message"]
+    if stack.local:
+        stored = stack.dynamodb().get_item(TableName=stack.table("MessagesTable"),
+                                           Key={"messageId": {"S": message_id}})
+        assert "Item" not in stored
+
+
+def test_content_over_the_limit_is_payload_too_large_and_stores_nothing(stack, new_user):
+    alice, bob = new_user("alice"), new_user("bob")
+    message_id = str(uuid.uuid4())
+    with ChatSession(stack.target, alice.id_token) as a:
+        a.send("sendMessage", messageId=message_id, conversationId=conversation_id(alice.sub, bob.sub),
+               recipientId=bob.sub, content="x" * 4001)
+        error = a.receive()
+    assert (error["type"], error["code"], error["messageId"]) == ("error", "PAYLOAD_TOO_LARGE", message_id)
+    if stack.local:
+        stored = stack.dynamodb().get_item(TableName=stack.table("MessagesTable"),
+                                           Key={"messageId": {"S": message_id}})
+        assert "Item" not in stored
+
+
+def test_a_recipient_who_is_no_user_of_the_pool_is_not_found_and_nothing_is_stored(stack, new_user):
+    alice = new_user("alice")
+    stranger = str(uuid.uuid4())
+    message_id = str(uuid.uuid4())
+    with ChatSession(stack.target, alice.id_token) as a:
+        a.send("sendMessage", messageId=message_id, conversationId=conversation_id(alice.sub, stranger),
+               recipientId=stranger, content="anyone there?")
+        error = a.receive()
+    assert (error["type"], error["code"], error["messageId"]) == ("error", "NOT_FOUND", message_id)
     if stack.local:
         stored = stack.dynamodb().get_item(TableName=stack.table("MessagesTable"),
                                            Key={"messageId": {"S": message_id}})

@@ -15,6 +15,12 @@ from .conftest import ROOT
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def stack(own_stack):
+    """Its own stack: the seed creates and removes the demo users, whom others may use."""
+    return own_stack
+
+
 def test_seed_creates_alice_and_bob_and_a_message_waiting_for_bob(stack, tmp_path):
     if not stack.local:
         pytest.skip("seeds the local stack only here")

@@ -84,7 +84,7 @@ class InMemoryMessageStore:
         self.memberships: dict[tuple[str, str], Membership] = {}
         self._connections = connections or InMemoryConnectionStore()
 
-    def create(self, message: Message, ticket: FrameTicket | None = None) -> None:
+    def create(self, message: Message, ticket: FrameTicket | None = None, *, start_conversation: bool = True) -> None:
         pair = participants_of(message.sender_id, message.recipient_id)
         conversation = self.conversations.get(message.conversation_id)
         reply_to = message.reply_to_message_id
@@ -95,8 +95,10 @@ class InMemoryMessageStore:
             not_a_participant=conversation is not None and conversation.participants != pair,
             reply_not_found=reply_to is not None and not reply_in_place,
             over_limit=ticket is not None and self._connections.frames_in(ticket) >= ticket.limit,
+            no_conversation=conversation is None and not start_conversation,
         )
-        if refusal.existing or refusal.not_a_participant or refusal.reply_not_found or refusal.over_limit:
+        if (refusal.existing or refusal.not_a_participant or refusal.reply_not_found or refusal.over_limit
+                or refusal.no_conversation):
             raise refusal
 
         self.items[message.message_id] = message
@@ -227,6 +229,9 @@ class InMemoryUserDirectory:
     def names_of(self, user_ids: Iterable[str]) -> dict[str, str]:
         wanted = set(user_ids)
         return {profile.user_id: profile.name for profile, _ in self.users if profile.user_id in wanted}
+
+    def exists(self, user_id: str) -> bool:
+        return any(profile.user_id == user_id for profile, _ in self.users)
 
 
 class RecordingNotifier:

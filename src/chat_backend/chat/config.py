@@ -15,7 +15,7 @@ Tests and tools swap parts with :func:`override`::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
@@ -34,6 +34,7 @@ from chat.adapters.cognito import (
 )
 from chat.adapters.connections_api import ConnectionsApiNotifier, connections_endpoint
 from chat.adapters.dynamodb import DynamoConnectionStore, DynamoConversationStore, DynamoMessageStore
+from chat.domain.models import UserProfile
 from chat.domain.ports import (
     Clock,
     ConnectionStore,
@@ -263,6 +264,9 @@ class Container:
         return MessagingService(
             messages=self.messages,
             connections=self.connections,
+            # Only sendMessage's function has USER_POOL_ID, and only a conversation's first
+            # message asks: the other message functions never build the directory.
+            directory=_DirectoryOnFirstUse(lambda: self.directory),
             notifier=notifier,
             clock=self.clock,
             limiter=self.frame_limiter(),
@@ -282,6 +286,22 @@ class Container:
 
     def ping_service(self) -> PingService:
         return PingService(self.clock)
+
+
+class _DirectoryOnFirstUse:
+    """A :class:`UserDirectory` built when first asked, not when the service is."""
+
+    def __init__(self, build: Callable[[], UserDirectory]) -> None:
+        self._build = build
+
+    def search(self, query: str, limit: int) -> list[UserProfile]:
+        return self._build().search(query, limit)
+
+    def names_of(self, user_ids: Iterable[str]) -> dict[str, str]:
+        return self._build().names_of(user_ids)
+
+    def exists(self, user_id: str) -> bool:
+        return self._build().exists(user_id)
 
 
 _current: Container | None = None

@@ -115,14 +115,25 @@ def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
 
 
-@pytest.fixture
-def alice() -> Identity:
-    return Identity(user_id="0b6c2d0e-7a41-4f3e-9c55-1a2b3c4d5e6f", user_name="Alice")
+def pool_user(aws: dict[str, str], username: str, name: str) -> Identity:
+    """A user created in the template's pool; their id is their Cognito sub."""
+    cognito = boto3.client("cognito-idp", region_name=REGION)
+    user = cognito.admin_create_user(
+        UserPoolId=aws["UserPool"], Username=username, MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "name", "Value": name}, {"Name": "email", "Value": f"{username}@example.com"}],
+    )["User"]
+    return Identity(user_id=next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub"), user_name=name)
 
 
 @pytest.fixture
-def bob() -> Identity:
-    return Identity(user_id="5f1e8a3c-2b6d-4e9f-8a17-6c5d4e3f2a1b", user_name="Bob")
+def alice(aws: dict[str, str]) -> Identity:
+    # Users of the pool: the first message of a conversation checks its recipient there.
+    return pool_user(aws, "alice", "Alice")
+
+
+@pytest.fixture
+def bob(aws: dict[str, str]) -> Identity:
+    return pool_user(aws, "bob", "Bob")
 
 
 @pytest.fixture

@@ -64,3 +64,11 @@ def test_names_of_known_users_and_nothing_for_unknown_ids(directory):
     assert users.names_of([subs["alice"], subs["zed"], "not-a-sub"]) == {
         subs["alice"]: "Alice Liddell", subs["zed"]: "Zed Bobson"
     }
+
+
+def test_exists_only_for_users_of_the_pool(directory):
+    users, subs = directory
+
+    assert users.exists(subs["alice"]) is True
+    assert users.exists("7d0c1e9a-3b5f-4c2d-9e8a-1f2b3c4d5e6f") is False
+    assert users.exists("x#y") is False

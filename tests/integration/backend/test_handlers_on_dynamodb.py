@@ -22,13 +22,13 @@ def online(backend, notifier, ws_event, lambda_context):
 
 
 @pytest.fixture
-def send(backend, ws_event, lambda_context):
+def send(backend, ws_event, lambda_context, bob):
     def send_frame(user, connection_id, message_id="m-1", content="hello", recipient=None, **extra):
         body = {
             "action": "sendMessage",
             "messageId": message_id,
             "conversationId": "conv-ab",
-            "recipientId": recipient.user_id if recipient else "5f1e8a3c-2b6d-4e9f-8a17-6c5d4e3f2a1b",
+            "recipientId": recipient.user_id if recipient else bob.user_id,
             "content": content,
             **extra,
         }
@@ -226,14 +226,21 @@ def test_a_reused_id_with_other_content_is_refused_and_the_original_kept(online,
     assert (error["code"], error["messageId"]) == ("VALIDATION_ERROR", "m-1")
 
 
-@pytest.mark.parametrize("changes", [{"content": "   "}, {"content": "x" * 4001}, {"conversationId": ""}])
-def test_invalid_sends_store_nothing(online, send, tables, notifier, alice, bob, changes):
+@pytest.mark.parametrize(
+    ("changes", "status", "code"),
+    [
+        ({"content": "   "}, 400, "VALIDATION_ERROR"),
+        ({"content": "x" * 4001}, 413, "PAYLOAD_TOO_LARGE"),
+        ({"conversationId": ""}, 400, "VALIDATION_ERROR"),
+    ],
+)
+def test_invalid_sends_store_nothing(online, send, tables, notifier, alice, bob, changes, status, code):
     online(alice, "A1")
 
-    assert send(alice, "A1", recipient=bob, **changes) == {"statusCode": 400}
+    assert send(alice, "A1", recipient=bob, **changes) == {"statusCode": status}
 
     assert _all(tables.messages) == []
-    assert notifier.frames_for("A1", "error")[0]["code"] == "VALIDATION_ERROR"
+    assert notifier.frames_for("A1", "error")[0]["code"] == code
 
 
 def test_a_stale_recipient_connection_is_deleted_from_the_table_and_no_other(

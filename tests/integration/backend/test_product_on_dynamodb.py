@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from chat.config import override
-from chat.domain.models import FRAME_LIMIT, Identity
+from chat.domain.models import FRAME_LIMIT, Identity, Message
 from chat.handlers import (
     ack_messages,
     connect,
@@ -80,6 +80,15 @@ def dynamodb_calls(backend):
 
 
 @pytest.fixture
+def cognito_calls(backend):
+    """Every Cognito API call the backend makes from now on, by operation name."""
+    calls: list[str] = []
+    client = backend.directory._client
+    client.meta.events.register("before-call.cognito-idp", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+@pytest.fixture
 def pool_users(aws):
     """Create real users in the template's user pool; their ids are their Cognito subs."""
     cognito = boto3.client("cognito-idp", region_name=REGION)
@@ -105,7 +114,9 @@ def test_a_one_to_one_send_to_an_online_recipient_costs_two_dynamodb_requests(
     online(alice, "A2")
     online(bob, "B1")
     online(bob, "B2")
+    say(alice, "A1", bob, "m-0")
     dynamodb_calls.clear()
+    notifier.posts.clear()
 
     assert say(alice, "A1", bob, "m-1") == {"statusCode": 200}
 
@@ -114,6 +125,49 @@ def test_a_one_to_one_send_to_an_online_recipient_costs_two_dynamodb_requests(
     assert dynamodb_calls == ["TransactWriteItems", "BatchGetItem"]
     # ... plus one post per connection: the ack, the message to B1, B2 and A2.
     assert len(notifier.posts) == 4
+
+
+def test_the_first_message_of_a_conversation_also_checks_its_recipient_in_the_pool(
+    online, say, dynamodb_calls, cognito_calls, alice, bob
+):
+    online(alice, "A1")
+    dynamodb_calls.clear()
+
+    assert say(alice, "A1", bob, "m-1") == {"statusCode": 200}
+    assert say(alice, "A1", bob, "m-2") == {"statusCode": 200}
+
+    # The write that may not start a conversation is refused, the recipient is looked up
+    # once, and the write that may goes through; the second message costs no lookup.
+    first_message = ["TransactWriteItems", "TransactWriteItems", "BatchGetItem"]
+    assert dynamodb_calls == [*first_message, "TransactWriteItems", "BatchGetItem"]
+    assert cognito_calls == ["ListUsers"]
+
+
+@pytest.mark.parametrize("recipient", ["#", "x#y"])
+def test_a_malformed_recipient_is_a_validation_error_and_nothing_is_written(
+    online, frame, tables, notifier, alice, recipient
+):
+    online(alice, "A1")
+
+    result = frame(alice, "A1", "sendMessage", messageId="m-1", conversationId=CONVERSATION, recipientId=recipient,
+                   content="hi")
+
+    assert result == {"statusCode": 400}
+    assert [f["code"] for f in notifier.frames_for("A1")] == ["VALIDATION_ERROR"]
+    assert tables.messages.scan()["Items"] == [] and tables.conversations.scan()["Items"] == []
+
+
+def test_a_recipient_who_is_no_user_of_the_pool_is_not_found_and_nothing_is_written(
+    online, frame, tables, notifier, alice
+):
+    online(alice, "A1")
+
+    result = frame(alice, "A1", "sendMessage", messageId="m-1", conversationId=CONVERSATION,
+                   recipientId="7d0c1e9a-3b5f-4c2d-9e8a-1f2b3c4d5e6f", content="hi")
+
+    assert result == {"statusCode": 404}
+    assert [f["code"] for f in notifier.frames_for("A1")] == ["NOT_FOUND"]
+    assert tables.messages.scan()["Items"] == [] and tables.conversations.scan()["Items"] == []
 
 
 def test_confirming_a_message_costs_one_update_per_message_and_one_connection_lookup(
@@ -135,8 +189,11 @@ def test_confirming_a_message_costs_one_update_per_message_and_one_connection_lo
     ]
 
 
-def test_a_send_to_an_offline_recipient_and_a_retry_cost_less(online, say, dynamodb_calls, alice, bob):
+def test_a_send_to_an_offline_recipient_and_a_retry_cost_at_most_three_requests(
+    online, say, dynamodb_calls, alice, bob
+):
     online(alice, "A1")
+    say(alice, "A1", bob, "m-0")
     dynamodb_calls.clear()
 
     say(alice, "A1", bob, "m-1")
@@ -145,8 +202,29 @@ def test_a_send_to_an_offline_recipient_and_a_retry_cost_less(online, say, dynam
     say(alice, "A1", bob, "m-1")
 
     assert first == ["TransactWriteItems", "BatchGetItem"]
-    # The refused write, then the retry's frame counted on its own.
-    assert dynamodb_calls == ["TransactWriteItems", "UpdateItem"]
+    # The refused write, the retry's frame counted on its own, and both users' connections:
+    # a retry pushes again what a first attempt that died after the store never pushed.
+    assert dynamodb_calls == ["TransactWriteItems", "UpdateItem", "BatchGetItem"]
+
+
+def test_a_retry_after_an_attempt_that_died_after_the_store_reaches_the_online_recipient(
+    online, say, backend, notifier, alice, bob
+):
+    online(alice, "A1")
+    online(alice, "A2")
+    online(bob, "B1")
+    # The first attempt stored m-1 (message, conversation, memberships) and its worker died
+    # before any push: nobody got a frame.
+    backend.messages.create(Message(
+        message_id="m-1", conversation_id=CONVERSATION, sender_id=alice.user_id, sender_name=alice.user_name,
+        recipient_id=bob.user_id, content="text of m-1", timestamp="2026-01-01T12:00:00.000Z",
+    ))
+
+    assert say(alice, "A1", bob, "m-1") == {"statusCode": 200}
+
+    assert [f["timestamp"] for f in notifier.frames_for("A1", "ack")] == ["2026-01-01T12:00:00.000Z"]
+    assert [f["message"]["messageId"] for f in notifier.frames_for("B1", "message")] == ["m-1"]
+    assert [f["message"]["messageId"] for f in notifier.frames_for("A2", "message")] == ["m-1"]
 
 
 def test_nothing_the_backend_does_scans_a_table(online, say, frame, dynamodb_calls, alice, bob):
@@ -263,6 +341,44 @@ def test_delete_erases_the_content_and_tells_both_participants(online, say, fram
     assert (item["isDeleted"], item["content"]) == (True, "")
     assert [f["messageId"] for f in notifier.frames_for("B1", "messageDeleted")] == ["m-1"]
     assert [f["messageId"] for f in notifier.frames_for("A1", "messageDeleted")] == ["m-1"]
+
+
+def test_deleting_a_message_again_is_harmless_and_tells_both_participants_again(
+    online, say, frame, tables, notifier, alice, bob
+):
+    online(alice, "A1")
+    online(bob, "B1")
+    say(alice, "A1", bob, "m-1")
+    assert frame(alice, "A1", "deleteMessage", messageId="m-1") == {"statusCode": 200}
+    first = tables.messages.get_item(Key={"messageId": "m-1"})["Item"]
+
+    assert frame(alice, "A1", "deleteMessage", messageId="m-1") == {"statusCode": 200}
+
+    again = tables.messages.get_item(Key={"messageId": "m-1"})["Item"]
+    assert (again["isDeleted"], again["content"], again["status"]) == (True, "", first["status"])
+    assert notifier.frames_for("A1", "error") == []
+    for connection_id in ("A1", "B1"):
+        assert [f["messageId"] for f in notifier.frames_for(connection_id, "messageDeleted")] == ["m-1", "m-1"]
+
+
+def test_a_message_to_oneself_is_confirmed_like_any_other(online, frame, tables, notifier, alice):
+    online(alice, "A-phone")
+    online(alice, "A-laptop")
+    notes = "notes-alice"
+    assert frame(alice, "A-phone", "sendMessage", messageId="m-1", conversationId=notes, recipientId=alice.user_id,
+                 content="buy milk") == {"statusCode": 200}
+    assert [f["message"]["messageId"] for f in notifier.frames_for("A-laptop", "message")] == ["m-1"]
+
+    assert frame(alice, "A-laptop", "ackMessages", messageIds=["m-1"]) == {"statusCode": 200}
+
+    item = tables.messages.get_item(Key={"messageId": "m-1"})["Item"]
+    assert item["status"] == "delivered" and "pendingFor" not in item
+    for connection_id in ("A-phone", "A-laptop"):
+        assert [(f["messageId"], f["status"]) for f in notifier.frames_for(connection_id, "status")] == [
+            ("m-1", "delivered")
+        ]
+    frame(alice, "A-laptop", "syncMessages")
+    assert notifier.frames_for("A-laptop", "sync")[-1]["messages"] == []
 
 
 def test_delete_by_the_recipient_is_forbidden(online, say, frame, tables, alice, bob):

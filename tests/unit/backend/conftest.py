@@ -152,8 +152,10 @@ def connect(connections, notifier, clock) -> Callable[[Identity, str], Caller]:
 
 
 @pytest.fixture
-def messaging(messages, connections, notifier, clock) -> MessagingService:
-    return MessagingService(messages=messages, connections=connections, notifier=notifier, clock=clock)
+def messaging(messages, connections, directory, notifier, clock) -> MessagingService:
+    return MessagingService(
+        messages=messages, connections=connections, directory=directory, notifier=notifier, clock=clock
+    )
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from chat.domain.models import (
     ListConversationsRequest,
     MarkReadRequest,
     SendMessageRequest,
+    UserProfile,
 )
 from chat.domain.protocol import encode_frame
 
@@ -100,13 +101,15 @@ def test_the_last_message_is_shown_as_it_is_now(send, messaging, listing, notifi
 
 
 def test_conversations_come_latest_activity_first_and_page_with_a_cursor(
-    send, listing, notifier, connect, alice, bob, carol
+    send, listing, notifier, directory, connect, alice, bob, carol
 ):
     a = connect(alice, "A1")
     dave = Identity(user_id="d4e5-dave", user_name="Dave")
+    directory.add(UserProfile(dave.user_id, dave.user_name, "dave"), "dave@example.com")
     send(a, bob, "m-1", conversation="conv-ab")
     send(a, carol, "m-2", conversation="conv-ac")
     send(a, dave, "m-3", conversation="conv-ad")
+    directory.users = [(p, e) for p, e in directory.users if p.user_id != dave.user_id]  # his account went away
     send(connect(bob, "B1"), alice, "m-4", conversation="conv-ab")  # bob's reply moves conv-ab up
 
     first = _listed(listing, notifier, a, limit=2)
@@ -116,7 +119,7 @@ def test_conversations_come_latest_activity_first_and_page_with_a_cursor(
     assert first["hasMore"] is True
     assert [c["conversationId"] for c in second["conversations"]] == ["conv-ac"]
     assert (second["hasMore"], second["cursor"]) == (False, None)
-    # Dave is not in the directory: his name stays unknown rather than made up.
+    # Dave is no longer in the directory: his name stays unknown rather than made up.
     assert first["conversations"][1]["otherUser"] == {"userId": dave.user_id, "name": None}
 
 
@@ -139,11 +142,12 @@ def test_a_user_without_conversations_gets_an_empty_list(listing, notifier, conn
 
 
 def test_a_page_of_long_last_messages_is_cut_to_fit_one_post_and_continues(
-    send, listing, notifier, connect, alice
+    send, listing, notifier, directory, connect, alice
 ):
     a = connect(alice, "A1")
     for n in range(50):
         friend = Identity(user_id=f"friend-{n:02d}", user_name=f"Friend {n}")
+        directory.add(UserProfile(friend.user_id, friend.user_name, f"friend{n}"), f"friend{n}@example.com")
         send(a, friend, f"m-{n:02d}", conversation=f"conv-{n:02d}", content="語" * MAX_CONTENT_LENGTH)
 
     pages = [_listed(listing, notifier, a, limit=50)]

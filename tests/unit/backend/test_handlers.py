@@ -10,8 +10,8 @@ from chat_fakes import InMemoryMessageStore
 
 from chat.config import Container, override
 from chat.domain.errors import InvalidToken
-from chat.domain.models import Identity
-from chat.handlers import authorizer, connect, default, disconnect, send_message, sync_messages
+from chat.domain.models import Connection, Identity
+from chat.handlers import ack_messages, authorizer, connect, default, disconnect, send_message, sync_messages
 
 from .conftest import ENVIRON
 
@@ -97,7 +97,7 @@ def test_send_message_handler_stores_and_acks(backend, messages, notifier, ws_ev
 
 @pytest.mark.parametrize(
     ("changes", "field"),
-    [({"content": "   "}, "content"), ({"content": "x" * 4001}, "content"), ({"recipientId": ""}, "recipientId")],
+    [({"content": "   "}, "content"), ({"recipientId": ""}, "recipientId")],
 )
 def test_invalid_send_gets_a_validation_error_naming_the_field_and_stores_nothing(
     backend, messages, notifier, ws_event, alice, lambda_context, changes, field
@@ -128,18 +128,19 @@ def test_a_frame_without_authorizer_identity_is_forbidden_and_stores_nothing(
 
 
 class ExplodingStore(InMemoryMessageStore):
-    def create(self, message, ticket=None):
+    def create(self, message, ticket=None, *, start_conversation=True):
         raise RuntimeError("table Messages_prod at /var/task/secret.py exploded")
 
 
 def test_an_unexpected_failure_gives_internal_without_details_and_logs_the_trace(
-    connections, notifier, ws_event, alice, lambda_context, caplog
+    connections, directory, notifier, ws_event, alice, lambda_context, caplog
 ):
     notifier.open("A1")
     environ = ENVIRON
     event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body())
 
-    with override(environ=environ, connections=connections, messages=ExplodingStore(), notifier=notifier):
+    with override(environ=environ, connections=connections, messages=ExplodingStore(), directory=directory,
+                  notifier=notifier):
         result = send_message.lambda_handler(event, lambda_context)
 
     assert result == {"statusCode": 500}
@@ -150,12 +151,13 @@ def test_an_unexpected_failure_gives_internal_without_details_and_logs_the_trace
 
 
 def test_when_the_caller_is_gone_too_an_internal_failure_still_returns_500(
-    connections, notifier, ws_event, alice, lambda_context
+    connections, directory, notifier, ws_event, alice, lambda_context
 ):
     environ = ENVIRON
     event = ws_event("send_message", connection_id="A-closed", user=alice, body=_send_body())
 
-    with override(environ=environ, connections=connections, messages=ExplodingStore(), notifier=notifier):
+    with override(environ=environ, connections=connections, messages=ExplodingStore(), directory=directory,
+                  notifier=notifier):
         assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 500}
 
 
@@ -289,3 +291,126 @@ def test_jwks_url_defaults_under_the_issuer_and_can_be_pointed_elsewhere():
     )
     assert Container(environ={**base, "JWKS_URL": "http://127.0.0.1:5000/p/.well-known/jwks.json"}).auth_settings \
         .resolved_jwks_url == "http://127.0.0.1:5000/p/.well-known/jwks.json"
+
+
+# ------------------------------------------------------------------ frames no handler may leave unanswered
+
+
+@pytest.mark.parametrize(
+    ("handler", "event_name", "body", "echoed"),
+    [
+        (send_message, "send_message", _send_body(messageId="\ud800"), "\ufffd"),
+        (default, "default", {"action": "\ud800"}, None),
+    ],
+    ids=["messageId", "action"],
+)
+def test_a_lone_surrogate_the_error_echoes_still_gets_its_validation_error(
+    backend, notifier, ws_event, alice, lambda_context, handler, event_name, body, echoed
+):
+    # json.dumps escapes it as "\ud800": valid JSON that no UTF-8 frame can carry as is.
+    notifier.open("A1")
+
+    result = handler.lambda_handler(ws_event(event_name, connection_id="A1", user=alice, body=body), lambda_context)
+
+    assert result == {"statusCode": 400}
+    [answer] = notifier.frames_for("A1")
+    assert answer["code"] == "VALIDATION_ERROR"
+    assert answer.get("messageId") == echoed
+
+
+@pytest.mark.parametrize("handler", [send_message, default])
+def test_json_nested_deeper_than_the_parser_goes_is_a_validation_error(
+    backend, notifier, ws_event, alice, lambda_context, handler
+):
+    notifier.open("A1")
+    event = ws_event("default", connection_id="A1", user=alice, body="[" * 2000 + "]" * 2000)
+
+    assert handler.lambda_handler(event, lambda_context) == {"statusCode": 400}
+    assert [f["code"] for f in notifier.frames_for("A1")] == ["VALIDATION_ERROR"]
+
+
+class FailingPushNotifier:
+    """Delivers to the caller, fails (not 410) for everyone else: a fault after the ack."""
+
+    def __init__(self, inner, caller):
+        self._inner, self._caller = inner, caller
+
+    def post(self, connection_id, frame):
+        if connection_id != self._caller:
+            raise RuntimeError("@connections answered 500")
+        self._inner.post(connection_id, frame)
+
+
+def test_a_fault_after_the_ack_is_logged_and_the_caller_gets_no_second_answer(
+    connections, messages, directory, notifier, ws_event, alice, bob, lambda_context, caplog
+):
+    notifier.open("A1")
+    connections.put(Connection("B1", bob.user_id, bob.user_name, "2026-01-01T00:00:00.000Z", 0))
+    event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(recipientId=bob.user_id))
+
+    with override(environ=ENVIRON, connections=connections, messages=messages, directory=directory,
+                  notifier=FailingPushNotifier(notifier, "A1")):
+        result = send_message.lambda_handler(event, lambda_context)
+
+    assert result == {"statusCode": 500}
+    assert [f["type"] for f in notifier.frames_for("A1")] == ["ack"]
+    assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
+
+
+# ------------------------------------------------------------------ identifiers
+
+
+@pytest.mark.parametrize("recipient", ["#", "x#y", "bob ", "b\u00f6b", "a/b", "x" * 129])
+def test_a_malformed_recipient_id_is_a_validation_error_and_nothing_is_stored(
+    backend, messages, notifier, ws_event, alice, lambda_context, recipient
+):
+    notifier.open("A1")
+    event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(recipientId=recipient))
+
+    assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 400}
+    [answer] = notifier.frames_for("A1")
+    assert (answer["code"], answer["messageId"]) == ("VALIDATION_ERROR", "m-1")
+    assert answer["message"].startswith("recipientId must ")
+    assert messages.items == {} and messages.conversations == {}
+
+
+def test_a_recipient_who_is_no_user_of_the_pool_is_not_found_and_nothing_is_stored(
+    backend, messages, notifier, ws_event, alice, lambda_context
+):
+    notifier.open("A1")
+    stranger = "7d0c1e9a-3b5f-4c2d-9e8a-1f2b3c4d5e6f"
+    event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(recipientId=stranger))
+
+    assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 404}
+    [answer] = notifier.frames_for("A1")
+    assert (answer["code"], answer["messageId"]) == ("NOT_FOUND", "m-1")
+    assert messages.items == {} and messages.conversations == {} and messages.memberships == {}
+
+
+def test_content_over_the_limit_is_payload_too_large_and_stores_nothing(
+    backend, messages, notifier, ws_event, alice, lambda_context
+):
+    notifier.open("A1")
+    event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(content="x" * 4001))
+
+    assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 413}
+
+    [error] = notifier.frames_for("A1")
+    assert (error["code"], error["messageId"]) == ("PAYLOAD_TOO_LARGE", "m-1")
+    assert error["message"] == "content must be at most 4000 characters."
+    assert messages.items == {}
+
+
+def test_message_functions_without_a_user_pool_id_still_work(
+    connections, messages, notifier, ws_event, alice, bob, lambda_context
+):
+    # Only sendMessage's function is given USER_POOL_ID (template.yaml); the others share
+    # the messaging service and must not need it.
+    without_pool = {name: value for name, value in ENVIRON.items() if name != "USER_POOL_ID"}
+    notifier.open("B1")
+    body = {"action": "ackMessages", "messageIds": ["m-1"]}
+    event = ws_event("ack_messages", connection_id="B1", user=bob, body=body)
+
+    with override(environ=without_pool, connections=connections, messages=messages, notifier=notifier):
+        assert ack_messages.lambda_handler(event, lambda_context) == {"statusCode": 200}
+    assert notifier.frames_for("B1") == []

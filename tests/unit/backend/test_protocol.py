@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from chat.domain.errors import ErrorCode, ValidationFailed
+from chat.domain.errors import ErrorCode, PayloadTooLarge, ValidationFailed
 from chat.domain.models import (
     MAX_CONTENT_LENGTH,
     PendingPosition,
@@ -51,7 +51,6 @@ def _refusal(model, body) -> ValidationFailed:
         ({"content": None}, "content is required."),
         ({"content": ""}, "content must not be empty."),
         ({"content": " \n\t "}, "content must not be blank."),
-        ({"content": "x" * (MAX_CONTENT_LENGTH + 1)}, "content must be at most 4000 characters."),
         ({"content": "bad \ud800 half"}, "content must be valid Unicode text."),
         ({"replyToMessageId": 7}, "replyToMessageId must be a string."),
     ],
@@ -64,6 +63,15 @@ def test_the_refusal_carries_the_message_id_when_the_frame_had_one():
     assert _refusal(SendMessageRequest, _send(content="")).message_id == "3c2f6a0e-msg"
     assert _refusal(SendMessageRequest, _send(messageId=None, content="")).message_id is None
     assert _refusal(SendMessageRequest, _send(messageId=5)).message_id is None
+
+
+def test_content_over_the_limit_is_payload_too_large_with_the_same_kind_of_sentence():
+    with pytest.raises(PayloadTooLarge) as refused:
+        parse_frame(SendMessageRequest, _send(content="x" * (MAX_CONTENT_LENGTH + 1)))
+
+    assert refused.value.code is ErrorCode.PAYLOAD_TOO_LARGE
+    assert (refused.value.message, refused.value.message_id) == ("content must be at most 4000 characters.",
+                                                                 "3c2f6a0e-msg")
 
 
 def test_content_of_exactly_the_maximum_length_is_accepted():

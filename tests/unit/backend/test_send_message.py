@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from chat.domain.errors import Forbidden, ValidationFailed
-from chat.domain.models import MessageStatus, SendMessageRequest, direct_conversation_id
+from chat.domain.models import AckMessagesRequest, MessageStatus, SendMessageRequest, direct_conversation_id
 from chat.domain.protocol import parse_frame
+from chat.domain.services import MessagingService
 
 
 def _request(message_id="m-1", content="hello", recipient_id=None, **extra) -> SendMessageRequest:
@@ -140,14 +141,65 @@ def test_retry_from_a_reconnected_device_is_acked_on_the_new_connection(messagin
     ]
 
 
-def test_retry_does_not_push_the_message_twice(messaging, notifier, connect, alice, bob):
+class _DiesAfterStoring:
+    """A message store whose first ``create`` stores the message and then fails, like a
+    worker that died (timeout, crash) between the write and the pushes."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.died = False
+
+    def create(self, message, ticket=None, *, start_conversation=True):
+        self._store.create(message, ticket, start_conversation=start_conversation)
+        if not self.died:
+            self.died = True
+            raise RuntimeError("worker died after the store")
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_a_retry_after_an_attempt_died_after_the_store_pushes_what_it_did_not(
+    messages, connections, directory, notifier, clock, connect, alice, bob
+):
+    # Given alice on two devices, bob online, and a first attempt that stored M and died
+    dying = MessagingService(messages=_DiesAfterStoring(messages), connections=connections, directory=directory,
+                             notifier=notifier, clock=clock)
     sender = connect(alice, "A1")
+    connect(alice, "A2")
     connect(bob, "B1")
+    with pytest.raises(RuntimeError):
+        dying.send(sender, _request())
+    assert notifier.frames_for("B1") == [] and notifier.frames_for("A1") == []
+
+    # When alice resends the same frame
+    again = dying.send(sender, _request())
+
+    # Then she gets the ack, and bob and her other device get the message they never got
+    assert notifier.frames_for("A1", "ack") == [
+        {"type": "ack", "messageId": "m-1", "status": "sent", "timestamp": again.timestamp}
+    ]
+    assert [f["message"]["messageId"] for f in notifier.frames_for("B1", "message")] == ["m-1"]
+    assert [f["message"]["messageId"] for f in notifier.frames_for("A2", "message")] == ["m-1"]
+    assert notifier.frames_for("A1", "message") == []
+    assert list(messages.items) == ["m-1"]
+
+
+def test_a_retry_of_a_confirmed_message_is_acked_and_pushes_nothing_more(
+    messaging, messages, notifier, connect, alice, bob
+):
+    sender = connect(alice, "A1")
+    reader = connect(bob, "B1")
+    connect(alice, "A2")
     messaging.send(sender, _request())
+    messaging.confirm(reader, AckMessagesRequest.model_validate({"messageIds": ["m-1"]}))
+    notifier.posts.clear()
 
     messaging.send(sender, _request())
 
-    assert len(notifier.frames_for("B1", "message")) == 1
+    # bob holds it, and the confirmation already told alice's connections: no repeats.
+    assert [f["type"] for f in notifier.frames_for("A1")] == ["ack"]
+    assert notifier.frames_for("B1") == [] and notifier.frames_for("A2") == []
 
 
 def test_same_id_with_different_content_is_refused_and_the_original_kept(
@@ -258,3 +310,37 @@ def test_the_dm_id_of_sender_and_recipient_is_accepted(messaging, messages, conn
     messaging.send(sender, _request(conversationId=own, recipient_id=bob.user_id))
 
     assert messages.items["m-1"].conversation_id == own
+
+
+class CountingDirectory:
+    """The directory, counting how often a recipient is looked up."""
+
+    def __init__(self, directory) -> None:
+        self._directory = directory
+        self.lookups: list[str] = []
+
+    def exists(self, user_id):
+        self.lookups.append(user_id)
+        return self._directory.exists(user_id)
+
+    def __getattr__(self, name):
+        return getattr(self._directory, name)
+
+
+def test_the_recipient_is_looked_up_once_per_conversation_not_per_message(
+    messages, connections, directory, notifier, clock, connect, alice, bob, carol
+):
+    counting = CountingDirectory(directory)
+    service = MessagingService(messages=messages, connections=connections, directory=counting, notifier=notifier,
+                               clock=clock)
+    sender = connect(alice, "A1")
+
+    for n in range(3):
+        service.send(sender, _request(message_id=f"m-{n}"))
+    service.send(connect(bob, "B1"), _request(message_id="m-reply", recipient_id=alice.user_id))
+    service.send(sender, _request(message_id="m-carol", recipient_id=carol.user_id, conversationId="conv-ac"))
+    service.send(sender, _request(message_id="m-self", recipient_id=alice.user_id, conversationId="notes"))
+
+    # conv-ab's first message, and conv-ac's; a note-to-self needs no lookup.
+    assert counting.lookups == [bob.user_id, carol.user_id]
+    assert len(messages.items) == 6

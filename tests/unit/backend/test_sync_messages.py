@@ -217,14 +217,15 @@ class SendsDuringTheQuery:
 
 @pytest.mark.parametrize("reader_online", [True, False])
 def test_a_message_sent_while_a_sync_runs_is_not_missed(
-    messaging, messages, connections, notifier, clock, connect, send_to, alice, bob, reader_online
+    messaging, messages, connections, directory, notifier, clock, connect, send_to, alice, bob, reader_online
 ):
     send_to(alice, bob, 2, prefix="before")
     reader = connect(bob, "B1")
     if not reader_online:
         notifier.close("B1")  # the socket is going away while it syncs
     racing = SendsDuringTheQuery(messages, lambda: send_to(alice, bob, 1, prefix="during"))
-    syncing = MessagingService(messages=racing, connections=connections, notifier=notifier, clock=clock)
+    syncing = MessagingService(messages=racing, connections=connections, directory=directory, notifier=notifier,
+                               clock=clock)
 
     syncing.sync(reader, SyncMessagesRequest())
 

@@ -191,6 +191,7 @@ def test_env_vars_may_name_a_function_by_its_function_name_below_its_logical_id(
         "SendMessageFunction": {"POWERTOOLS_SERVICE_NAME": "by-logical-id"},
     }
     refs = {t.logical_id: t.logical_id for t in app.of_type("AWS::DynamoDB::Table")}
+    refs["UserPool"] = "UserPool"  # the function checks recipients in the pool
 
     env = function_environment(app, fn, refs, overrides, aws_endpoint="http://127.0.0.1:9")
 

@@ -249,6 +249,11 @@ class CognitoUserDirectory:
                     names[profile.user_id] = profile.name
         return names
 
+    def exists(self, user_id: str) -> bool:
+        if '"' in user_id or "\\" in user_id:
+            return False  # not a sub; and it must not break out of the filter
+        return any(_profile(user) is not None for user in self._list(f'sub = "{user_id}"', 1))
+
     def _list(self, filter_expression: str, limit: int) -> list[dict[str, Any]]:
         # ListUsers returns at most 60 per call; our limits are far below that.
         response = self._client.list_users(UserPoolId=self._pool, Filter=filter_expression, Limit=min(limit, 60))

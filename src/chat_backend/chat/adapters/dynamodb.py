@@ -185,6 +185,7 @@ def _update(
     *,
     condition: str | None = None,
     names: dict[str, str] | None = None,
+    return_old_on_failure: bool = False,
 ) -> dict[str, Any]:
     """One ``Update`` action of a TransactWriteItems."""
     action: dict[str, Any] = {
@@ -197,6 +198,8 @@ def _update(
         action["ConditionExpression"] = condition
     if names is not None:
         action["ExpressionAttributeNames"] = names
+    if return_old_on_failure:
+        action["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
     return {"Update": action}
 
 
@@ -236,8 +239,8 @@ class DynamoMessageStore:
 
     # ------------------------------------------------------------------ create
 
-    def create(self, message: Message, ticket: FrameTicket | None = None) -> None:
-        actions, roles = self._creation(message, ticket)
+    def create(self, message: Message, ticket: FrameTicket | None = None, *, start_conversation: bool = True) -> None:
+        actions, roles = self._creation(message, ticket, start_conversation)
         for attempt in range(_TRANSACTION_ATTEMPTS):
             try:
                 self._client.transact_write_items(TransactItems=actions)
@@ -247,12 +250,14 @@ class DynamoMessageStore:
                     raise
                 codes = _reason_codes(exc)
                 if "ConditionalCheckFailed" in codes:
-                    raise self._refusal(exc, codes, roles, message.message_id) from None
+                    raise self._refusal(exc, codes, roles, message, start_conversation) from None
                 if not _RETRYABLE.intersection(codes) or attempt == _TRANSACTION_ATTEMPTS - 1:
                     raise
                 _pause_before_retry(attempt)
 
-    def _creation(self, message: Message, ticket: FrameTicket | None) -> tuple[list[dict[str, Any]], list[str]]:
+    def _creation(
+        self, message: Message, ticket: FrameTicket | None, start_conversation: bool
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         """The transaction storing ``message``, and what each of its actions checks."""
         item: dict[str, Any] = message.to_wire()
         if message.status is MessageStatus.SENT:
@@ -280,7 +285,12 @@ class DynamoMessageStore:
                 "SET participants = :p, createdAt = if_not_exists(createdAt, :ts)",
                 {":p": list(participants_of(message.sender_id, message.recipient_id)), ":ts": message.timestamp},
                 # The first message fixes the participants; later ones must match them.
-                condition="attribute_not_exists(participants) OR participants = :p",
+                condition=(
+                    "attribute_not_exists(participants) OR participants = :p" if start_conversation
+                    else "participants = :p"
+                ),
+                # Tells a conversation that is not there from one of other participants.
+                return_old_on_failure=True,
             ),
         ]
         roles = ["message", "conversation"]
@@ -329,17 +339,27 @@ class DynamoMessageStore:
             roles.append("frames")
         return actions, roles
 
-    def _refusal(self, error: ClientError, codes: list[str], roles: list[str], message_id: str) -> MessageRefused:
+    def _refusal(
+        self, error: ClientError, codes: list[str], roles: list[str], message: Message, start_conversation: bool
+    ) -> MessageRefused:
         failed = {role for role, code in zip(roles, codes, strict=False) if code == "ConditionalCheckFailed"}
+        reasons = error.response.get("CancellationReasons", [{}, {}])
         existing = None
         if "message" in failed:
-            existing = self._existing(error.response.get("CancellationReasons", [{}])[0], message_id)
+            existing = self._existing(reasons[0], message.message_id)
+        # With start_conversation, the conversation's condition fails only for other
+        # participants. Without it, DynamoDB hands back the item when there is one; an
+        # emulator that omits it makes the caller look the recipient up and try again with
+        # start_conversation, which then tells the two cases apart: no extra read here.
+        no_conversation = "conversation" in failed and not start_conversation and not reasons[1].get("Item")
         return MessageRefused(
             existing=existing,
-            not_a_participant="conversation" in failed,
+            not_a_participant="conversation" in failed and not no_conversation,
             reply_not_found="reply" in failed,
             over_limit="frames" in failed,
+            no_conversation=no_conversation,
         )
+
 
     def _existing(self, reason: dict[str, Any], message_id: str) -> Message:
         raw = reason.get("Item")

@@ -21,6 +21,7 @@ __all__ = [
     "InvalidToken",
     "MessageRefused",
     "NotFound",
+    "PayloadTooLarge",
     "RateLimited",
     "ValidationFailed",
 ]
@@ -77,6 +78,13 @@ class NotFound(ChatError):
     status_code = 404
 
 
+class PayloadTooLarge(ChatError):
+    """The frame carries more than the protocol allows (message ``content`` over its limit)."""
+
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    status_code = 413
+
+
 class RateLimited(ChatError):
     """The connection sent more frames than its window allows; nothing was done."""
 
@@ -103,6 +111,8 @@ class MessageRefused(Exception):
         not_a_participant: the conversation exists with other participants.
         reply_not_found: ``replyToMessageId`` names no message of this conversation.
         over_limit: the frame would exceed its connection's rate-limit window.
+        no_conversation: the conversation does not exist and the message was not
+            allowed to start it.
     """
 
     def __init__(
@@ -112,12 +122,14 @@ class MessageRefused(Exception):
         not_a_participant: bool = False,
         reply_not_found: bool = False,
         over_limit: bool = False,
+        no_conversation: bool = False,
     ) -> None:
         super().__init__("message refused")
         self.existing = existing
         self.not_a_participant = not_a_participant
         self.reply_not_found = reply_not_found
         self.over_limit = over_limit
+        self.no_conversation = no_conversation
 
 
 class InvalidToken(Exception):

@@ -6,6 +6,7 @@ snake_case, mapped by pydantic aliases.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_SYNC_LIMIT",
     "FRAME_LIMIT",
     "FRAME_WINDOW_SECONDS",
+    "ID_PATTERN",
     "KNOWN_ACTIONS",
     "MAX_ACK_IDS",
     "MAX_CONTENT_LENGTH",
@@ -60,6 +62,11 @@ __all__ = [
 MAX_CONTENT_LENGTH = 4000
 #: Longest client-chosen id (messageId, conversationId, recipientId, replyToMessageId).
 MAX_ID_LENGTH = 128
+#: The one shape of every id a frame names: 1 to MAX_ID_LENGTH ASCII letters, digits, "-"
+#: and "_". UUIDs (Cognito subs, client message ids) and ``dm_<id>_<id>`` fit; "#" (the
+#: conversation item's key), other separators, spaces and control characters do not.
+ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_LENGTH}}}")
+_ID_SHAPE = "letters, digits, - and _ only"
 #: Conversation ids of this form name the 1:1 conversation of two users.
 DIRECT_PREFIX = "dm_"
 
@@ -261,6 +268,21 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _an_id(value: str | None) -> str | None:
+    if value is not None and not ID_PATTERN.fullmatch(value):
+        raise ValueError(f"must be an id: {_ID_SHAPE}")
+    return value
+
+
+def _ids(ids: list[str]) -> list[str]:
+    """Ids of a list, each of the one id shape, without repeats (first occurrence kept)."""
+    if any(not 1 <= len(i) <= MAX_ID_LENGTH for i in ids):
+        raise ValueError(f"must hold ids of 1 to {MAX_ID_LENGTH} characters")
+    if not all(ID_PATTERN.fullmatch(i) for i in ids):
+        raise ValueError(f"must hold ids: {_ID_SHAPE}")
+    return list(dict.fromkeys(ids))
+
+
 class _ClientFrame(BaseModel):
     # Unknown fields are ignored on purpose: a forged "senderId" must have no effect, and
     # newer clients may add fields older servers do not know yet.
@@ -279,6 +301,7 @@ class SendMessageRequest(_ClientFrame):
     )
 
     not_blank = field_validator("message_id", "conversation_id", "recipient_id", "content")(_not_blank)
+    ids = field_validator("message_id", "conversation_id", "recipient_id", "reply_to_message_id")(_an_id)
 
     @model_validator(mode="after")
     def _reply_to_another(self) -> SendMessageRequest:
@@ -312,16 +335,13 @@ class MarkReadRequest(_ClientFrame):
     up_to: StrictStr | None = Field(default=None, alias="upTo", min_length=1, max_length=MAX_ID_LENGTH)
 
     not_blank = field_validator("conversation_id")(_not_blank)
+    ids = field_validator("conversation_id", "up_to")(_an_id)
 
     @field_validator("message_ids")
     @classmethod
     def _ids_are_ids(cls, ids: list[str] | None) -> list[str] | None:
-        if ids is None:
-            return None
-        if any(not 1 <= len(i) <= MAX_ID_LENGTH for i in ids):
-            raise ValueError(f"must hold ids of 1 to {MAX_ID_LENGTH} characters")
         # A repeated id would be counted twice against the unread counter.
-        return list(dict.fromkeys(ids))
+        return None if ids is None else _ids(ids)
 
     @model_validator(mode="after")
     def _one_selector(self) -> MarkReadRequest:
@@ -339,9 +359,7 @@ class AckMessagesRequest(_ClientFrame):
     @field_validator("message_ids")
     @classmethod
     def _ids_are_ids(cls, ids: list[str]) -> list[str]:
-        if any(not 1 <= len(i) <= MAX_ID_LENGTH for i in ids):
-            raise ValueError(f"must hold ids of 1 to {MAX_ID_LENGTH} characters")
-        return list(dict.fromkeys(ids))
+        return _ids(ids)
 
 
 class ListConversationsRequest(_ClientFrame):
@@ -369,3 +387,4 @@ class DeleteMessageRequest(_ClientFrame):
     message_id: StrictStr = Field(alias="messageId", min_length=1, max_length=MAX_ID_LENGTH)
 
     not_blank = field_validator("message_id")(_not_blank)
+    ids = field_validator("message_id")(_an_id)

@@ -70,7 +70,7 @@ class ConnectionStore(Protocol):
 class MessageStore(Protocol):
     """Messages, keyed by the client's ``messageId``, and the conversations they belong to."""
 
-    def create(self, message: Message, ticket: FrameTicket | None = None) -> None:
+    def create(self, message: Message, ticket: FrameTicket | None = None, *, start_conversation: bool = True) -> None:
         """Store a new message, all or nothing, with its conversation bookkeeping.
 
         In one step: the message (pending for its recipient while ``sent``, unread for
@@ -78,6 +78,11 @@ class MessageStore(Protocol):
         recipient as its participants, or checked to have exactly them), both
         participants' memberships (last message, and one more unread for the recipient),
         the reply target's existence in the same conversation, and ``ticket``'s frame.
+
+        Args:
+            start_conversation: whether the message may create its conversation; when
+                False, a conversation that does not exist yet refuses the message with
+                ``no_conversation`` (the caller checks the recipient, then tries again).
 
         Raises:
             MessageRefused: nothing was written; it says every check that failed.
@@ -156,6 +161,10 @@ class UserDirectory(Protocol):
 
     def names_of(self, user_ids: Iterable[str]) -> dict[str, str]:
         """Display names by user id (users that do not exist are left out)."""
+        ...
+
+    def exists(self, user_id: str) -> bool:
+        """Whether ``user_id`` names an enabled user of the pool."""
         ...
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from chat.domain.errors import ErrorCode, ValidationFailed
+from chat.domain.errors import ErrorCode, PayloadTooLarge, ValidationFailed
 from chat.domain.models import (
     KNOWN_ACTIONS,
     ConversationPosition,
@@ -59,7 +60,8 @@ _BAD_LIST_CURSOR = "cursor is not a cursor this server issued; omit it to start 
 def _json_object(body: str | None) -> dict[str, Any]:
     try:
         value = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the parser's stack (e.g. 2000 "[").
         value = None
     if not isinstance(value, dict):
         raise ValidationFailed(_NOT_AN_OBJECT)
@@ -86,6 +88,10 @@ _SENTENCES = {
 }
 
 
+#: The field whose length is the frame's payload: over its limit is PAYLOAD_TOO_LARGE.
+_PAYLOAD = ("content",)
+
+
 def _sentence(error: ValidationError) -> str:
     """One sentence for the first problem pydantic found, naming the field as sent."""
     first = error.errors()[0]
@@ -104,15 +110,18 @@ def parse_frame(model: type[RequestT], body: str | None) -> RequestT:
     Raises:
         ValidationFailed: naming the first bad field; carries the frame's ``messageId``
             when it had a usable one, so the client can match the error to its message.
+        PayloadTooLarge: the same, when the first problem is ``content`` over its limit.
     """
     data = _json_object(body)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         message_id = data.get("messageId")
-        raise ValidationFailed(
-            _sentence(exc), message_id=message_id if isinstance(message_id, str) and message_id else None
-        ) from None
+        usable_id = message_id if isinstance(message_id, str) and message_id else None
+        first = exc.errors()[0]
+        if first["type"] == "string_too_long" and first["loc"] == _PAYLOAD:
+            raise PayloadTooLarge(_sentence(exc), message_id=usable_id) from None
+        raise ValidationFailed(_sentence(exc), message_id=usable_id) from None
 
 
 def reject_unknown_action(body: str | None) -> NoReturn:
@@ -257,8 +266,20 @@ def pong_frame(at: str) -> dict[str, Any]:
     return {"type": "pong", "at": at}
 
 
+#: UTF-16 surrogate code points: valid in a JSON string ("\\ud800"), never in UTF-8.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD, so the frame encodes as UTF-8."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def error_frame(code: ErrorCode, message: str, message_id: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", "code": code.value, "message": message}
+    """An ``error`` frame. Whatever it echoes of the client's frame (the ``messageId``, an
+    unknown action in the sentence) is made encodable here, the one place errors become
+    frames: a value that cannot be encoded must not cost the client its answer."""
+    frame: dict[str, Any] = {"type": "error", "code": code.value, "message": _encodable(message)}
     if message_id is not None:
-        frame["messageId"] = message_id
+        frame["messageId"] = _encodable(message_id)
     return frame

@@ -237,12 +237,14 @@ class MessagingService:
         *,
         messages: MessageStore,
         connections: ConnectionStore,
+        directory: UserDirectory,
         notifier: Notifier,
         clock: Clock,
         limiter: FrameLimiter | None = None,
     ) -> None:
         self._messages = messages
         self._connections = connections
+        self._directory = directory
         self._clock = clock
         self._limiter = limiter or FrameLimiter(connections, clock)
         self._push = _Pusher(connections, notifier)
@@ -258,7 +260,8 @@ class MessagingService:
         device's ``ackMessages`` (see :meth:`confirm`) makes it ``delivered``.
 
         A retry (same ``messageId`` from the same sender with the same content) gets the
-        original ack again and changes nothing.
+        original ack again and stores nothing; while the message is pending it pushes it
+        again to the devices (the first attempt may have stopped before it did).
 
         Args:
             ticket: the frame's rate-limit claim, counted in the same write as the message.
@@ -267,6 +270,7 @@ class MessagingService:
             ValidationFailed: the ``messageId`` already names a different message, or
                 ``replyToMessageId`` names no message of this conversation.
             Forbidden: the conversation belongs to other participants.
+            NotFound: the conversation is new and ``recipientId`` is no user of the pool.
             RateLimited: the connection's window is full; nothing was stored.
         """
         conversation = request.conversation_id
@@ -290,7 +294,7 @@ class MessagingService:
             reply_to_message_id=request.reply_to_message_id,
         )
         try:
-            self._messages.create(message, ticket)
+            self._create(message, ticket)
         except MessageRefused as refused:
             return self._refused(caller, message, refused, ticket)
         if ticket is not None:
@@ -302,6 +306,30 @@ class MessagingService:
         self._push.post(caller.connection_id, ack_frame(message), message.sender_id)
         self._push_to_devices(caller, message, connection_ids)
         return message
+
+    def _create(self, message: Message, ticket: FrameTicket | None) -> None:
+        """Store ``message``; the first message of a conversation checks its recipient first.
+
+        The conversation records its participants, so only the message that creates it
+        asks the user pool; every later one is checked against them in the same write.
+
+        Raises:
+            MessageRefused: as :meth:`MessageStore.create`.
+            NotFound: the conversation is new and its recipient is no user of the pool.
+        """
+        to_self = message.recipient_id == message.sender_id
+        try:
+            # Optimistic: most messages go to a conversation that exists (one write).
+            self._messages.create(message, ticket, start_conversation=to_self)
+            return
+        except MessageRefused as refused:
+            if not refused.no_conversation or refused.over_limit or refused.existing is not None:
+                raise
+        if not self._directory.exists(message.recipient_id):
+            raise NotFound(
+                "recipientId names no user; pick the recipient from findUsers.", message_id=message.message_id
+            )
+        self._messages.create(message, ticket, start_conversation=True)
 
     def _refused(
         self, caller: Caller, attempt: Message, refused: MessageRefused, ticket: FrameTicket | None
@@ -333,6 +361,14 @@ class MessagingService:
             )
         logger.info("Repeated send acknowledged again", extra={"message_id": existing.message_id})
         self._push.post(caller.connection_id, ack_frame(existing), existing.sender_id)
+        # The first attempt may have died between the store and its pushes (a crashed or
+        # timed-out invocation), and nothing else would ever push this message: do the
+        # pushes again. A device may get the message twice; clients keep one per messageId.
+        # Once confirmed, a device of the recipient holds it and the confirmation told the
+        # sender's connections: nothing is left to do, and a status is never told twice.
+        if existing.status is MessageStatus.SENT:
+            connection_ids = self._connections.connection_ids_by_user({existing.recipient_id, existing.sender_id})
+            self._push_to_devices(caller, existing, connection_ids)
         return existing
 
     def _push_to_devices(self, caller: Caller, message: Message, connection_ids: dict[str, list[str]]) -> None:

@@ -54,6 +54,21 @@ def identity_of(event: APIGatewayWebSocketEvent) -> Identity | None:
     return Identity(user_id=user_id, user_name=user_name if isinstance(user_name, str) and user_name else user_id)
 
 
+class _AnswerTracker:
+    """A notifier that remembers whether the caller's own connection was posted to: a
+    fault after the answer went out is only logged, so no frame gets two answers."""
+
+    def __init__(self, notifier: Notifier, caller_connection_id: str) -> None:
+        self._notifier = notifier
+        self._caller = caller_connection_id
+        self.answered = False
+
+    def post(self, connection_id: str, frame: dict[str, Any]) -> None:
+        self._notifier.post(connection_id, frame)
+        if connection_id == self._caller:
+            self.answered = True
+
+
 @dataclass(frozen=True)
 class WebSocketRequest:
     """One invocation: the event, and the container to get services from."""
@@ -80,9 +95,15 @@ class WebSocketRequest:
         return Caller(connection_id=self.connection_id, user=user)
 
     @cached_property
-    def notifier(self) -> Notifier:
+    def notifier(self) -> _AnswerTracker:
         context = self.event.request_context
-        return self.container.notifier(self.container.connections_endpoint_for(context.domain_name, context.stage))
+        endpoint = self.container.connections_endpoint_for(context.domain_name, context.stage)
+        return _AnswerTracker(self.container.notifier(endpoint), self.connection_id)
+
+    @property
+    def answered(self) -> bool:
+        """Whether a frame already went back to the caller's connection."""
+        return "notifier" in self.__dict__ and self.notifier.answered
 
     @cached_property
     def limiter(self) -> FrameLimiter:
@@ -179,7 +200,11 @@ def message_route(
             logger.append_keys(connection_id=request.connection_id)
             status, outcome = _handle(request, handle, counts_own_frame)
             if status != 200:
-                _reply(request, outcome)
+                if request.answered:
+                    # The caller has its answer (e.g. the ack); the fault hit a later push.
+                    logger.warning("Fault after the caller was answered; no second answer")
+                else:
+                    _reply(request, outcome)
             return {"statusCode": status}
 
         return lambda_handler
@@ -197,7 +222,13 @@ def two_way_route(handle: Callable[[WebSocketRequest], dict[str, Any]]) -> Lambd
         request = WebSocketRequest(APIGatewayWebSocketEvent(event), get_container())
         logger.append_keys(connection_id=request.connection_id)
         status, frame = _handle(request, handle, counts_own_frame=False)
-        return {"statusCode": status, "body": encode_frame(frame).decode()}
+        try:
+            body = encode_frame(frame)
+        except Exception:
+            # The answer itself cannot go out; the caller still gets one.
+            logger.exception("Could not encode the answer")
+            status, body = 500, encode_frame(error_frame(ErrorCode.INTERNAL, INTERNAL_ERROR_TEXT))
+        return {"statusCode": status, "body": body.decode()}
 
     return lambda_handler
 
