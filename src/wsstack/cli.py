@@ -468,6 +468,8 @@ async def _invoke(args: argparse.Namespace) -> int:
     options: dict[str, Any] = dict(
         parameters=_parameters(args.parameter), env_vars=_existing(args.env_vars), code_check_interval=None,
         require_api=False,
+        # A stack of its own has the users `up` would create, so the sample events' users exist.
+        users=_existing(USERS_FILE), users_strict=False,
     )
     running = None if args.fresh else await _running_stack(Path(args.state_file))
     stack = LocalStack(Path(args.template), running=running, **options)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["PRELOADED_BACKENDS", "WARM_REGION", "main", "serve"]
+__all__ = ["PRELOADED_BACKENDS", "SET_SUB_PATH", "WARM_REGION", "main", "serve"]
 
 #: The emulator's backends for the services the stack creates resources in, imported and
 #: warmed (see :func:`_warm_up`) ahead of the parent's first request.
@@ -58,6 +58,11 @@ _WARM_REQUESTS = (
 #: The access key the parent's clients use (``LOCAL_CREDENTIALS``): moto derives the account
 #: from it, so the warm-up sets up the very account the parent's requests land in.
 _WARM_ACCESS_KEY = "testing"
+
+#: The stack's own route, not AWS's: a local user gets the ``sub`` its users file names, so
+#: that sample events and demo data can name the user (Cognito itself always picks the sub).
+#: POST ``{"UserPoolId": ..., "Username": ..., "Sub": ...}``.
+SET_SUB_PATH = "/_wsstack/cognito-idp/user-sub"
 
 #: What stops the emulator (a second one while the snapshot is written stays blocked).
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -108,6 +113,8 @@ def serve(port: int, data_dir: str | None = None, *, fresh: bool = False, host: 
         # the transaction began, erasing what other threads wrote meanwhile. DynamoDB never
         # loses a committed write, so requests run one at a time here.
         with lock:
+            if environ.get("PATH_INFO") == SET_SUB_PATH:
+                return _set_sub(environ, start_response)
             return app(environ, start_response)
 
     with sock:  # the server serves a duplicate of it
@@ -261,6 +268,33 @@ def _warm_up(app: _WSGIApp) -> None:
                     print(f"emulator warm-up of {service} answered {status}", file=sys.stderr)
             except Exception as exc:  # a failed warm-up only loses the head start
                 print(f"emulator warm-up of {service} failed: {exc!r}", file=sys.stderr)
+
+
+def _set_sub(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Serve :data:`SET_SUB_PATH`: the user's id and ``sub`` attribute become the one given."""
+    from moto.cognitoidp.models import cognitoidp_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    def answer(status: str, body: dict[str, str]) -> Iterable[bytes]:
+        start_response(status, [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length))
+        pool_id, username, sub = request["UserPoolId"], request["Username"], request["Sub"]
+    except (ValueError, KeyError, TypeError):
+        return answer("400 Bad Request", {"message": "expected a JSON object with UserPoolId, Username and Sub"})
+    # The parent's clients sign with the local credentials, which moto maps to its default account.
+    pool = cognitoidp_backends[DEFAULT_ACCOUNT_ID][pool_id.split("_", 1)[0]].user_pools.get(pool_id)
+    user = pool.users.get(username) if pool is not None else None
+    if user is None:
+        return answer("404 Not Found", {"message": f"no user {username} in pool {pool_id}"})
+    if any(other.id == sub for other in pool.users.values() if other is not user):
+        return answer("409 Conflict", {"message": f"another user of pool {pool_id} has sub {sub}"})
+    user.id = sub
+    user.update_attributes([{"Name": "sub", "Value": sub}])
+    return answer("200 OK", {"sub": sub})
 
 
 def _call(app: _WSGIApp, environ: dict[str, Any]) -> str:

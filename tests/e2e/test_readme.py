@@ -53,13 +53,15 @@ def demo_users(stack) -> Iterator[dict[str, Tokens]]:
 
 def test_the_python_example_sends_to_bob_and_reads_the_ack_and_the_sync(stack, demo_users, tmp_path):
     [example] = [block for block in code_blocks("python") if "ChatSession" in block]
-    placeholder = "<bob's sub, printed by make up>"
-    assert placeholder in example
+    # The example names bob by the sub users.local.json gives him.
+    [readme_sub] = re.findall(r'bob_sub = "([0-9a-f-]{36})"', example)
+    users = json.loads((ROOT / "users.local.json").read_text())["UserPool"]
+    assert readme_sub == next(user["sub"] for user in users if user["username"] == "bob")
     (tmp_path / ".local").mkdir()
     (tmp_path / ".local" / "stack.json").write_text(json.dumps(stack.state))
 
     result = subprocess.run(
-        [sys.executable, "-c", example.replace(placeholder, demo_users["bob"].sub)],
+        [sys.executable, "-c", example.replace(readme_sub, demo_users["bob"].sub)],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
 
