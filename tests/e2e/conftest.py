@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chatclient import Backoff, ChatClient, Target, Tokens, ensure_user, remove_user_data, sign_in
+from chatclient import Backoff, ChatClient, ChatSession, Target, Tokens, ensure_user, remove_user_data, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "wsstack: ready"
@@ -204,3 +204,20 @@ def client_for(stack: RunningStack, tokens: Tokens, **options: Any) -> ChatClien
     """A reference client on the stack, with a short backoff so reconnects stay quick."""
     options.setdefault("backoff", Backoff(base=0.05, max_delay=0.5))
     return ChatClient.for_target(stack.target, tokens, **options)
+
+
+#: How long to keep reading after the event a check is about, to see what must not come
+#: twice: longer than the stack takes to answer the frames still in flight.
+AFTER = 1.5
+
+
+def frames_within(session: ChatSession, seconds: float = AFTER) -> list[dict[str, Any]]:
+    """Every frame that arrives in the next ``seconds`` (a bounded window after an event)."""
+    frames: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frames.append(session.receive(timeout=left))
+        except TimeoutError:
+            break
+    return frames

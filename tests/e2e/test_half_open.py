@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from chatclient import ChatSession, conversation_id
+
+from .conftest import frames_within
 
 pytestmark = pytest.mark.e2e
 
@@ -98,23 +99,6 @@ def _frames_until(session: ChatSession, done: Callable[[list[dict[str, Any]]], b
     return frames
 
 
-#: How long to keep reading after the event a check is about, to see what must not come
-#: twice: longer than the stack takes to answer the frames still in flight.
-AFTER = 1.5
-
-
-def _window(session: ChatSession, seconds: float = AFTER) -> list[dict[str, Any]]:
-    """Every frame that arrives in the next ``seconds`` (a bounded window after an event)."""
-    frames: list[dict[str, Any]] = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            frames.append(session.receive(timeout=left))
-        except TimeoutError:
-            break
-    return frames
-
-
 def _delivered(frames: list[dict[str, Any]], message_id: str) -> int:
     """How many ``status: delivered`` frames for ``message_id`` are among ``frames``."""
     return sum(
@@ -141,7 +125,7 @@ def test_a_message_pushed_into_a_half_open_connection_arrives_with_the_next_sync
             before = a.send_message(conversation, bob.sub, "before the network died")
             assert b1.receive_until("message")["message"]["messageId"] == before
             frames = _frames_until(a, lambda seen: _delivered(seen, before) == 1)
-            assert _delivered(frames + _window(a), before) == 1
+            assert _delivered(frames + frames_within(a), before) == 1
 
             # WHEN his network dies silently and alice writes
             relay.stall()
@@ -163,7 +147,7 @@ def test_a_message_pushed_into_a_half_open_connection_arrives_with_the_next_sync
                 assert [m["messageId"] for m in page["messages"]] == [lost]
                 frames = _frames_until(a, lambda seen: _delivered(seen, lost) == 1)
                 # ...and nothing repeats it in the window after (the old socket's push included).
-                assert _delivered(frames + _window(a), lost) == 1
+                assert _delivered(frames + frames_within(a), lost) == 1
                 b2.send("syncMessages")
                 assert b2.receive_until("sync")["messages"] == []
             relay.close()  # the old socket finally ends; closing it must not wait on the dead relay

@@ -21,6 +21,8 @@ from websockets.exceptions import ConnectionClosed
 
 from chatclient import ChatSession, conversation_id
 
+from .conftest import frames_within
+
 pytestmark = pytest.mark.e2e
 
 
@@ -46,23 +48,6 @@ def _frames_until(session: ChatSession, done: Callable[[list[dict[str, Any]]], b
     frames: list[dict[str, Any]] = []
     while not done(frames):
         frames.append(session.receive())
-    return frames
-
-
-#: How long to keep reading after the event a check is about, to see what must not come
-#: twice: longer than the stack takes to answer the frames still in flight.
-AFTER = 1.5
-
-
-def _window(session: ChatSession, seconds: float = AFTER) -> list[dict[str, Any]]:
-    """Every frame that arrives in the next ``seconds`` (a bounded window after an event)."""
-    frames: list[dict[str, Any]] = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            frames.append(session.receive(timeout=left))
-        except TimeoutError:
-            break
     return frames
 
 
@@ -207,7 +192,7 @@ def test_a_retry_storm_of_one_message_stores_and_delivers_it_once(stack, new_use
         assert b.receive_until("message")["message"]["messageId"] == message_id
         frames = _frames_until(a, lambda seen: len(_of_type(seen, "ack")) == 20 and bool(_of_type(seen, "status")))
         # Every retry is answered and the delivery told; what still comes must not repeat it.
-        frames += _window(a)
+        frames += frames_within(a)
         acks = _of_type(frames, "ack")
         assert len(acks) == 20
         assert {(f["messageId"], f["status"], f["timestamp"]) for f in acks} == {
@@ -216,7 +201,7 @@ def test_a_retry_storm_of_one_message_stores_and_delivers_it_once(stack, new_use
         assert _of_type(frames, "error") == []
         assert [(f["messageId"], f["status"]) for f in _of_type(frames, "status")] == [(message_id, "delivered")]
         # A retry while the message is pending may push it again; it is the same message.
-        later = _until_pong(b) + _window(b)
+        later = _until_pong(b) + frames_within(b)
         assert {f["message"]["messageId"] for f in _of_type(later, "message")} <= {message_id}
         b.send("listConversations")
         assert b.receive_until("conversations")["conversations"][0]["unreadCount"] == 1
