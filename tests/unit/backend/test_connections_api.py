@@ -81,11 +81,11 @@ def test_a_send_forgets_exactly_the_connection_that_answered_410(
         ConnectionService(connections, clock).open(connection_id, user)
     messaging = MessagingService(messages=InMemoryMessageStore(connections), connections=connections,
                                  directory=directory, notifier=notifier, clock=clock)
-    # The ack to the sender, the message to bob's B1 (gone) and B2, then to alice's A2.
-    _accepts(stubber, "A1")
+    # The message to bob's B1 (gone) and B2, then to alice's A2, and last the ack to the sender.
     _gone(stubber, "B1")
     _accepts(stubber, "B2")
     _accepts(stubber, "A2")
+    _accepts(stubber, "A1")
 
     frame = {"messageId": "m-1", "conversationId": "conv-ab", "recipientId": bob.user_id, "content": "hi"}
     messaging.send(Caller(connection_id="A1", user=alice), SendMessageRequest.model_validate(frame))

@@ -330,7 +330,7 @@ def test_json_nested_deeper_than_the_parser_goes_is_a_validation_error(
 
 
 class FailingPushNotifier:
-    """Delivers to the caller, fails (not 410) for everyone else: a fault after the ack."""
+    """Delivers to the caller, fails (not 410) for everyone else: a fault in the pushes."""
 
     def __init__(self, inner, caller):
         self._inner, self._caller = inner, caller
@@ -341,10 +341,11 @@ class FailingPushNotifier:
         self._inner.post(connection_id, frame)
 
 
-def test_a_fault_after_the_ack_is_logged_and_the_caller_gets_no_second_answer(
+def test_a_push_that_fails_comes_before_the_ack_so_the_client_retries_and_the_retry_finishes_it(
     connections, messages, directory, notifier, ws_event, alice, bob, lambda_context, caplog
 ):
     notifier.open("A1")
+    notifier.open("B1")
     connections.put(Connection("B1", bob.user_id, bob.user_name, "2026-01-01T00:00:00.000Z", 0))
     event = ws_event("send_message", connection_id="A1", user=alice, body=_send_body(recipientId=bob.user_id))
 
@@ -352,9 +353,17 @@ def test_a_fault_after_the_ack_is_logged_and_the_caller_gets_no_second_answer(
                   notifier=FailingPushNotifier(notifier, "A1")):
         result = send_message.lambda_handler(event, lambda_context)
 
+    # No ack: the sender's outbox keeps the frame and sends it again.
     assert result == {"statusCode": 500}
-    assert [f["type"] for f in notifier.frames_for("A1")] == ["ack"]
+    assert [f.get("code", f["type"]) for f in notifier.frames_for("A1")] == ["INTERNAL"]
     assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
+
+    with override(environ=ENVIRON, connections=connections, messages=messages, directory=directory,
+                  notifier=notifier):
+        assert send_message.lambda_handler(event, lambda_context) == {"statusCode": 200}
+
+    assert [f["type"] for f in notifier.frames_for("B1")] == ["message"]
+    assert [f.get("code", f["type"]) for f in notifier.frames_for("A1")] == ["INTERNAL", "ack"]
 
 
 # ------------------------------------------------------------------ identifiers

@@ -252,8 +252,8 @@ class MessagingService:
     # ------------------------------------------------------------------ sendMessage
 
     def send(self, caller: Caller, request: SendMessageRequest, ticket: FrameTicket | None = None) -> Message:
-        """Store the message, ack it, and push it to the recipient's and the sender's other
-        devices.
+        """Store the message, push it to the recipient's and the sender's other devices, and
+        ack it.
 
         The message stays pending for its recipient after the push: ``@connections``
         accepts posts to a connection whose network died silently, so only the recipient
@@ -303,8 +303,11 @@ class MessagingService:
         # One lookup serves the push to both users' devices. Whatever the push does, the
         # message stays pending, so a device connecting at any moment finds it in its sync.
         connection_ids = self._connections.connection_ids_by_user({message.recipient_id, message.sender_id})
-        self._push.post(caller.connection_id, ack_frame(message), message.sender_id)
+        # The ack goes last: a sender that has it never sends the frame again, so an
+        # invocation that died between an ack and the pushes would leave them undone until
+        # the recipient's next sync. Dying before the ack, it is retried (see _answer_retry).
         self._push_to_devices(caller, message, connection_ids)
+        self._push.post(caller.connection_id, ack_frame(message), message.sender_id)
         return message
 
     def _create(self, message: Message, ticket: FrameTicket | None) -> None:
@@ -360,7 +363,6 @@ class MessagingService:
                 message_id=attempt.message_id,
             )
         logger.info("Repeated send acknowledged again", extra={"message_id": existing.message_id})
-        self._push.post(caller.connection_id, ack_frame(existing), existing.sender_id)
         # The first attempt may have died between the store and its pushes (a crashed or
         # timed-out invocation), and nothing else would ever push this message: do the
         # pushes again. A device may get the message twice; clients keep one per messageId.
@@ -369,6 +371,7 @@ class MessagingService:
         if existing.status is MessageStatus.SENT:
             connection_ids = self._connections.connection_ids_by_user({existing.recipient_id, existing.sender_id})
             self._push_to_devices(caller, existing, connection_ids)
+        self._push.post(caller.connection_id, ack_frame(existing), existing.sender_id)  # last, as in send
         return existing
 
     def _push_to_devices(self, caller: Caller, message: Message, connection_ids: dict[str, list[str]]) -> None:
