@@ -367,22 +367,15 @@ def _data_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _claim_state_file(state: Path) -> Any:
-    from wsstack.emulator import DataError, InUse
-    from wsstack.lockfile import LockFile, LockHeld
+    from wsstack.emulator import claim
 
-    try:
-        return LockFile.acquire(state.with_name(state.name + ".lock"))
-    except LockHeld as held:
-        holder = f" (pid {held.pid})" if held.pid else ""
-        raise InUse(
-            f"The state file {state} belongs to a running stack{holder}; to run another beside it, pass "
-            "--state-file with another file (and --port 0 --tls-port 0 --emulator-port 0)."
-        ) from None
-    except OSError as exc:
-        raise DataError(
-            f"The state file {state} cannot be written ({exc.strerror or exc}); pass --state-file with a path "
-            "you can write."
-        ) from None
+    return claim(
+        state.with_name(state.name + ".lock"),
+        busy=f"The state file {state} belongs to a running stack{{holder}}; to run another beside it, pass "
+        "--state-file with another file (and --port 0 --tls-port 0 --emulator-port 0).",
+        unusable=f"The state file {state} cannot be written ({{reason}}); pass --state-file with a path "
+        "you can write.",
+    )
 
 
 def _write_state(state: Path, text: str) -> None:

@@ -29,7 +29,7 @@ from wsstack.model import App, Resource
 from wsstack.snapshot import SNAPSHOT_NAME
 from wsstack.template import DEFAULT_REGION, TemplateError, resolve
 
-__all__ = ["DataError", "Emulator", "InUse", "PortInUse", "aws_client", "create_resources"]
+__all__ = ["DataError", "Emulator", "InUse", "PortInUse", "aws_client", "claim", "create_resources"]
 
 log = logging.getLogger("wsstack.emulator")
 
@@ -68,6 +68,26 @@ DATA_LOCK_NAME = "lock"
 
 #: Seconds the emulator may take to write its data when it stops, before it is killed.
 SAVE_TIMEOUT = 120.0
+
+
+def claim(path: Path, *, busy: str, unusable: str) -> LockFile:
+    """Take the lock file at ``path`` for this stack (see :mod:`wsstack.lockfile`).
+
+    Args:
+        busy: the sentence when a running stack holds it; ``{holder}`` becomes " (pid N)"
+            (replaced, not formatted: a path may hold braces).
+        unusable: the sentence when it cannot be taken; ``{reason}`` becomes the OS's words.
+
+    Raises:
+        InUse: a running stack holds it.
+        DataError: it cannot be created or locked.
+    """
+    try:
+        return LockFile.acquire(path)
+    except LockHeld as held:
+        raise InUse(busy.replace("{holder}", f" (pid {held.pid})" if held.pid else "")) from None
+    except OSError as exc:
+        raise DataError(unusable.replace("{reason}", str(exc.strerror or exc))) from None
 
 
 class Emulator:
@@ -113,19 +133,13 @@ class Emulator:
         """
         if self.data_dir is None or self._lock is not None:
             return
-        try:
-            self._lock = LockFile.acquire(self.data_dir / DATA_LOCK_NAME)
-        except LockHeld as held:
-            holder = f" (pid {held.pid})" if held.pid else ""
-            raise InUse(
-                f"The data folder {self.data_dir} is in use by another running stack{holder}; "
-                "pass --data-dir with another folder, or stop that stack."
-            ) from None
-        except OSError as exc:
-            raise DataError(
-                f"The data folder {self.data_dir} cannot be used ({exc.strerror or exc}); pass --data-dir with "
-                "a folder you can write, or --no-persist."
-            ) from None
+        self._lock = claim(
+            self.data_dir / DATA_LOCK_NAME,
+            busy=f"The data folder {self.data_dir} is in use by another running stack{{holder}}; "
+            "pass --data-dir with another folder, or stop that stack.",
+            unusable=f"The data folder {self.data_dir} cannot be used ({{reason}}); pass --data-dir with "
+            "a folder you can write, or --no-persist.",
+        )
 
     def start(self, timeout: float = 30.0, *, announce: bool = True) -> str:
         """Start moto and return its endpoint URL once it accepts requests.

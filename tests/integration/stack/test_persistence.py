@@ -35,15 +35,21 @@ def pending_for_bob(target: Target) -> list[str]:
         return [m["content"] for m in session.receive_until("sync")["messages"]]
 
 
+def alice_sends_bob(info, text: str):
+    """alice signs in and sends ``text`` to bob, who is offline; her tokens, once it is acked."""
+    target = target_of(info)
+    alice = sign_in(target, "alice", PASSWORD)
+    bob_sub = info.users["bob"]
+    with ChatSession(target, alice.id_token) as chat:
+        chat.send_message(conversation_id(alice.sub, bob_sub), bob_sub, text)
+        assert chat.receive_until("ack")["status"] == "sent"
+    return alice
+
+
 def test_a_restart_keeps_subs_ids_and_messages_and_a_token_from_before_still_connects(run_stack, tmp_path):
     data = tmp_path / "data"
     with run_stack(**chat_stack(data)) as first:
-        target = target_of(first.info)
-        alice = sign_in(target, "alice", PASSWORD)
-        bob_sub = first.info.users["bob"]
-        with ChatSession(target, alice.id_token) as chat:
-            chat.send_message(conversation_id(alice.sub, bob_sub), bob_sub, "kept across a restart")
-            assert chat.receive_until("ack")["status"] == "sent"
+        alice = alice_sends_bob(first.info, "kept across a restart")
 
     with run_stack(**chat_stack(data)) as second:
         assert second.info.data_dir == str(data)
@@ -62,12 +68,7 @@ def test_a_restart_keeps_subs_ids_and_messages_and_a_token_from_before_still_con
 def test_fresh_starts_empty(run_stack, tmp_path):
     data = tmp_path / "data"
     with run_stack(**chat_stack(data)) as first:
-        target = target_of(first.info)
-        alice = sign_in(target, "alice", PASSWORD)
-        bob_sub = first.info.users["bob"]
-        with ChatSession(target, alice.id_token) as chat:
-            chat.send_message(conversation_id(alice.sub, bob_sub), bob_sub, "forgotten")
-            chat.receive_until("ack")
+        alice_sends_bob(first.info, "forgotten")
 
     with run_stack(**chat_stack(data, fresh=True)) as second:
         assert second.stack.emulator.data == {"data": "empty"}
