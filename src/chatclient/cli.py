@@ -407,14 +407,14 @@ class TerminalChat:
 
     # ------------------------------------------------------------------ input
 
-    async def handle(self, line: str, *, typed: bool = False) -> bool:
+    async def handle(self, line: str, *, echoed: Line | None = None) -> bool:
         """Act on one line; False when the user asked to quit.
 
         Args:
             line: the line, as read.
-            typed: the user typed it (and the terminal may already show it).
+            echoed: where the terminal shows it, if the user typed it there
+                (:meth:`Screen.typed`).
         """
-        echoed = self.screen.typed(line) if typed else None
         line = line.strip()
         if not line:
             return True
@@ -586,12 +586,12 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+def _read_lines(loop: asyncio.AbstractEventLoop, received: Callable[[str | None], None]) -> None:
     # A daemon thread: stdin has no portable non-blocking read, and a thread stuck in
     # readline must not keep the process alive after /quit.
     for line in sys.stdin:
-        loop.call_soon_threadsafe(queue.put_nowait, line)
-    loop.call_soon_threadsafe(queue.put_nowait, None)
+        loop.call_soon_threadsafe(received, line)
+    loop.call_soon_threadsafe(received, None)
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -637,11 +637,18 @@ async def _chat(args: argparse.Namespace, target: Target, tokens: Tokens) -> int
         elif chat.peer is None:
             chat.notice("no conversation open: /to <username>, /sub <sub>, or wait for a message")
 
-        lines: asyncio.Queue[str | None] = asyncio.Queue()
-        threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), lines), daemon=True).start()
+        lines: asyncio.Queue[tuple[str, Line | None] | None] = asyncio.Queue()
+
+        def received(line: str | None) -> None:
+            # Counted as it arrives, in order with what is printed meanwhile: the terminal
+            # echoed it just before, and lines pasted at once all sit on screen before the
+            # first one is handled.
+            lines.put_nowait(None if line is None else (line, screen.typed(line)))
+
+        threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), received), daemon=True).start()
         while True:
-            line = await lines.get()
-            if line is None or not await chat.handle(line, typed=True):
+            item = await lines.get()
+            if item is None or not await chat.handle(item[0], echoed=item[1]):
                 break
         await chat.linger(args.linger)
     return 0

@@ -146,7 +146,7 @@ def terminal_chat(client, terminal: FakeTerminal) -> TerminalChat:
 
 async def type_line(chat: TerminalChat, terminal: FakeTerminal, text: str) -> None:
     terminal.feed(text + "\n")  # the terminal's echo, before the program reads the line
-    await chat.handle(text + "\n", typed=True)
+    await chat.handle(text + "\n", echoed=chat.screen.typed(text + "\n"))
 
 
 async def sent_ids(server, count: int = 1) -> list[str]:
@@ -234,7 +234,7 @@ def test_through_a_real_tty_the_typed_line_is_replaced_by_the_sent_one(chat_serv
                 await chat.handle(f"/sub {BOB}")
                 os.write(user, b"hi from a tty\n")  # typed: the tty echoes it and hands the line over
                 line = os.read(program, 1024).decode()
-                await chat.handle(line, typed=True)
+                await chat.handle(line, echoed=screen.typed(line))
                 await client.wait_acked((await sent_ids(server))[0], WAIT)
                 await client.ping(timeout=WAIT)
 
@@ -248,6 +248,30 @@ def test_through_a_real_tty_the_typed_line_is_replaced_by_the_sent_one(chat_serv
     assert len(rows) == 1 and rows[0].endswith("you → 5f1e8a3c: hi from a tty  #1 ✓")
 
 
+def test_lines_pasted_at_once_each_become_their_sent_line(chat_server, new_client):
+    terminal = FakeTerminal()
+
+    async def scenario() -> None:
+        async with chat_server() as server:
+            client = new_client(server)
+            chat = terminal_chat(client, terminal)
+            async with client:
+                await client.wait_online(WAIT)
+                await chat.handle(f"/sub {BOB}")
+                pasted = ["first pasted", "second pasted", "third pasted"]
+                terminal.feed("".join(f"{text}\n" for text in pasted))  # all echoed before any is read
+                echoes = [chat.screen.typed(text) for text in pasted]
+                for text, echoed in zip(pasted, echoes, strict=True):
+                    await chat.handle(text, echoed=echoed)
+                for message_id in await sent_ids(server, 3):
+                    await client.wait_acked(message_id, WAIT)
+                await client.ping(timeout=WAIT)
+
+    asyncio.run(scenario())
+    assert [row.split(": ", 1)[1] for row in terminal.screen[-3:]] == [
+        "first pasted  #1 ✓", "second pasted  #2 ✓", "third pasted  #3 ✓"]
+
+
 def test_in_a_pipe_nothing_is_rewritten_and_each_tick_step_is_one_line(chat_server, new_client):
     async def scenario() -> list[str]:
         async with chat_server() as server:
@@ -257,7 +281,7 @@ def test_in_a_pipe_nothing_is_rewritten_and_each_tick_step_is_one_line(chat_serv
             async with client:
                 await client.wait_online(WAIT)
                 await chat.handle(f"/sub {BOB}")
-                await chat.handle("hello bob\n", typed=True)  # nothing echoes a pipe's lines
+                await chat.handle("hello bob\n", echoed=chat.screen.typed("hello bob\n"))  # no echo in a pipe
                 [message_id] = await sent_ids(server)
                 await client.wait_acked(message_id, WAIT)
                 for status in ("delivered", "delivered", "read"):
