@@ -122,6 +122,8 @@ class Screen:
         self.echoes_input = echoes_input and interactive
         self._size = size
         self._rows = 0  # rows written so far, the user's echoed lines included
+        # The thread reading the keyboard counts typed lines while the event loop writes.
+        self._lock = threading.Lock()
 
     def _rows_of(self, text: str) -> int:
         columns = max(1, self._size().columns)
@@ -129,17 +131,19 @@ class Screen:
 
     def line(self, text: str) -> Line:
         """Write ``text`` as a new line."""
-        written = Line(self._rows, self._rows_of(text))
-        self._rows += written.rows
-        self._write(text + "\n")
+        with self._lock:
+            written = Line(self._rows, self._rows_of(text))
+            self._rows += written.rows
+            self._write(text + "\n")
         return written
 
     def typed(self, text: str) -> Line | None:
         """Count a line the user typed, which the terminal already shows; None if it does not."""
         if not self.echoes_input:
             return None
-        echoed = Line(self._rows, self._rows_of(text.rstrip("\r\n")))
-        self._rows += echoed.rows
+        with self._lock:
+            echoed = Line(self._rows, self._rows_of(text.rstrip("\r\n")))
+            self._rows += echoed.rows
         return echoed
 
     def rewrite(self, line: Line, text: str) -> bool:
@@ -147,6 +151,10 @@ class Screen:
         terminal, the line scrolled away, or the new text needs more rows than there are)."""
         if not self.interactive:
             return False
+        with self._lock:
+            return self._rewrite(line, text)
+
+    def _rewrite(self, line: Line, text: str) -> bool:
         up = self._rows - line.start
         if up > self._size().lines - 1:
             return False  # scrolled off the top
@@ -586,12 +594,45 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-def _read_lines(loop: asyncio.AbstractEventLoop, received: Callable[[str | None], None]) -> None:
-    # A daemon thread: stdin has no portable non-blocking read, and a thread stuck in
-    # readline must not keep the process alive after /quit.
-    for line in sys.stdin:
-        loop.call_soon_threadsafe(received, line)
-    loop.call_soon_threadsafe(received, None)
+class _TypedLines:
+    """The lines of stdin, read by a thread from before sign-in, each counted on the screen
+    (:meth:`Screen.typed`) the moment it is read: the terminal echoed it just then, so lines
+    typed while connecting, or pasted at once, are counted where they show. ``None`` ends them.
+    """
+
+    def __init__(self, screen: Screen) -> None:
+        self._screen = screen
+        self._lock = threading.Lock()
+        self._early: list[tuple[str, Line | None] | None] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[str, Line | None] | None] | None = None
+
+    def start(self) -> None:
+        # A daemon thread: stdin has no portable non-blocking read, and a thread stuck in
+        # readline must not keep the process alive after /quit.
+        threading.Thread(target=self._read, name="chat-stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in sys.stdin:
+            self._deliver((line, self._screen.typed(line)))
+        self._deliver(None)
+
+    def _deliver(self, item: tuple[str, Line | None] | None) -> None:
+        with self._lock:
+            if self._loop is None or self._queue is None:
+                self._early.append(item)  # read before the event loop asked for lines
+            else:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    async def get(self) -> tuple[str, Line | None] | None:
+        """The next line and where its echo shows, or None at the end of input."""
+        with self._lock:
+            if self._queue is None:
+                self._loop, self._queue = asyncio.get_running_loop(), asyncio.Queue()
+                for item in self._early:
+                    self._queue.put_nowait(item)
+                self._early.clear()
+        return await self._queue.get()
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -617,10 +658,10 @@ def _sign_in(target: Target, username: str, password: str) -> Tokens:
         raise SystemExit(f"error: wrong username or password for {username!r}") from None
 
 
-async def _chat(args: argparse.Namespace, target: Target, tokens: Tokens) -> int:
+async def _chat(args: argparse.Namespace, target: Target, tokens: Tokens, screen: Screen,
+                lines: _TypedLines) -> int:
     color = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
     client = ChatClient.for_target(target, tokens)
-    screen = Screen(_write_stdout, interactive=sys.stdout.isatty(), echoes_input=sys.stdin.isatty())
     chat = TerminalChat(client, username=args.username, screen=screen, color=color)
     client.subscribe(chat.on_event)
     chat.notice(f"signed in as {args.username} (sub {tokens.sub}); connecting to {target.websocket_url}")
@@ -636,16 +677,6 @@ async def _chat(args: argparse.Namespace, target: Target, tokens: Tokens) -> int
             await chat.handle(f"/to {args.to}")
         elif chat.peer is None:
             chat.notice("no conversation open: /to <username>, /sub <sub>, or wait for a message")
-
-        lines: asyncio.Queue[tuple[str, Line | None] | None] = asyncio.Queue()
-
-        def received(line: str | None) -> None:
-            # Counted as it arrives, in order with what is printed meanwhile: the terminal
-            # echoed it just before, and lines pasted at once all sit on screen before the
-            # first one is handled.
-            lines.put_nowait(None if line is None else (line, screen.typed(line)))
-
-        threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), received), daemon=True).start()
         while True:
             item = await lines.get()
             if item is None or not await chat.handle(item[0], echoed=item[1]):
@@ -663,12 +694,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A dropped connection is reported on screen already; the library's own lines would repeat it.
         logging.getLogger("chatclient").setLevel(logging.ERROR)
     target = _target(args)
-    tokens = _sign_in(target, args.username, _password(args))
+    password = _password(args)
+    screen = Screen(_write_stdout, interactive=sys.stdout.isatty(), echoes_input=sys.stdin.isatty())
+    lines = _TypedLines(screen)
+    if not args.print_token:
+        lines.start()  # from here on, what the user types is read, and counted where it shows
+    tokens = _sign_in(target, args.username, password)
     if args.print_token:
         print(tokens.id_token)
         return 0
     try:
-        return asyncio.run(_chat(args, target, tokens))
+        return asyncio.run(_chat(args, target, tokens, screen, lines))
     except KeyboardInterrupt:
         return 130
 
