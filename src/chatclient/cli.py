@@ -53,15 +53,18 @@ commands, once connected:
   /sub <sub>        open the conversation with a user id (Cognito sub)
   /reply            open the conversation of the last message received
   /users <query>    look users up
-  /list             your conversations, newest first; /open <n> opens one
+  /list             your conversations, newest first, with unread counts
+  /open <n>         open conversation n of /list; what is unread in it is marked read
   /delete <n>       delete your message #n
   /whoami           your username and sub
   /help             this list
   /quit             leave (Ctrl-D too)
 
 ticks: ✓ stored by the server, ✓✓ delivered to a device of the recipient, ✓✓ read (shown
-in another colour on a terminal) once they saw it. Messages typed while offline are kept
-and sent, with the same id, when the connection is back.
+in another colour on a terminal) once they saw it. On a terminal the tick changes at the end
+of the message's own line, and a deleted message's line reads (deleted); when output goes
+to a pipe or a file, each change is one line of its own. Messages typed while offline are
+kept and sent, with the same id, when the connection is back.
 
 examples (`make up` starts the local stack with demo users alice and bob, password
 Passw0rd-demo; run each in its own terminal):
