@@ -137,3 +137,38 @@ def test_lines_piped_in_are_stored_in_order_before_the_command_exits(stack, name
         bob_phone.send("syncMessages")
         sync = bob_phone.receive_until("sync")
     assert [m["content"] for m in sync["messages"]] == ["first", "second"]
+
+
+def test_opening_a_conversation_read_on_another_device_clears_its_unread_count(stack, named_user, tmp_path):
+    _, alice = named_user("alice")
+    bob_name, bob = named_user("bob")
+    conversation = conversation_id(alice.sub, bob.sub)
+    with ChatSession(stack.target, alice.id_token) as alice_phone, \
+            ChatSession(stack.target, bob.id_token) as bob_phone:
+        sent = []
+        for text in ("one", "two"):  # one after the other, so "two" is the conversation's last
+            sent.append(alice_phone.send_message(conversation, bob.sub, text))
+            alice_phone.receive_until("ack")
+        # Bob's phone receives both and confirms them (delivered) but shows neither (unread).
+        # (in either order: each sendMessage runs in its own invocation)
+        assert sorted(bob_phone.receive_until("message")["message"]["messageId"] for _ in sent) == sorted(sent)
+        bob_phone.send("ackMessages", messageIds=sent)
+
+        terminal = Terminal(*where(stack, tmp_path), "--username", bob_name, "--password", PASSWORD)
+        try:
+            terminal.expect("online")
+            terminal.type("/list")
+            assert terminal.expect("1. Alice").endswith("1. Alice (2 unread): two")
+            terminal.type("/open 1")
+            terminal.expect("2 unread marked read; the last:")
+            terminal.type("/list")
+            assert terminal.expect("1. Alice").endswith("1. Alice: two")
+            read = [f for f in (alice_phone.receive_until("status") for _ in range(4)) if f["status"] == "read"]
+            assert sorted(f["messageId"] for f in read) == sorted(sent)
+
+            alice_phone.send("deleteMessage", messageId=sent[0])
+            terminal.expect("a message in the conversation with Alice was deleted")
+        finally:
+            status = terminal.finish()
+    assert status == 0
+    assert not any(message_id in line for line in terminal.lines for message_id in sent)
