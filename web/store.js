@@ -31,8 +31,9 @@ export class Store {
   upsert(message) {
     const known = this.messages.get(message.messageId);
     if (!known) {
-      this.messages.set(message.messageId, { ...message });
-      this.touchConversation(message);
+      const stored = { ...message };
+      this.messages.set(message.messageId, stored);
+      this.touchConversation(stored);
       return true;
     }
     // A copy (live push, sync page, history page) may be older or newer: statuses only move
@@ -69,8 +70,11 @@ export class Store {
 
   setConversations(conversations) {
     for (const conversation of conversations) {
-      this.conversations.set(conversation.conversationId, { ...conversation });
-      if (conversation.lastMessage) this.upsert(conversation.lastMessage);
+      const last = conversation.lastMessage;
+      if (last) this.upsert(last);
+      // The list shows the store's copy, which later frames (status, deletion) change.
+      const lastMessage = last ? this.messages.get(last.messageId) : null;
+      this.conversations.set(conversation.conversationId, { ...conversation, lastMessage });
     }
   }
 

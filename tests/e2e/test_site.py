@@ -80,7 +80,9 @@ def test_missing_files_and_folders_without_an_index_are_404(site, path: str) -> 
     assert get(site[1], path)[0] == 404
 
 
-@pytest.mark.parametrize("path", ["/../secret.txt", "/%2e%2e/secret.txt", "/empty/../../secret.txt", "/..%2fsecret.txt"])
+@pytest.mark.parametrize(
+    "path", ["/../secret.txt", "/%2e%2e/secret.txt", "/empty/../../secret.txt", "/..%2fsecret.txt"]
+)
 def test_nothing_outside_the_folder_is_served(site, path: str) -> None:
     status, _type, body = get(site[1], path)
     assert status == 404
