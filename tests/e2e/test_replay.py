@@ -67,6 +67,8 @@ REPLAYS: dict[str, Replay] = {
     # Two-way: the pong is the result's body, no @connections post.
     "ping.json": Replay("PingFunction", 200, '\\"type\\":\\"pong\\"'),
     "delete_message.json": Replay("DeleteMessageFunction", 200, "", {"isDeleted": True, "content": ""}),
+    # Alice reads the conversation back (its tombstone); the page goes to her recorded connection.
+    "get_history.json": Replay("GetHistoryFunction", 200, GONE, {"isDeleted": True, "status": "read"}),
     "disconnect.json": Replay("DisconnectFunction", 200),
 }
 

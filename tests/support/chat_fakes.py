@@ -19,6 +19,8 @@ from chat.domain.models import (
     Conversation,
     ConversationPosition,
     FrameTicket,
+    HistoryPage,
+    HistoryPosition,
     Membership,
     MembershipPage,
     Message,
@@ -146,6 +148,17 @@ class InMemoryMessageStore:
             # Resume by position, as DynamoDB does: the start item need not still be pending.
             pending = [m for m in pending if (m.timestamp, m.message_id) > (after.timestamp, after.message_id)]
         return PendingPage(messages=pending[:limit], has_more=len(pending) > limit)
+
+    def history(self, conversation_id: str, limit: int, before: HistoryPosition | None = None) -> HistoryPage:
+        # Same order as ConversationIndex read backwards: newest timestamp first.
+        stored = sorted(
+            (m for m in self.items.values() if m.conversation_id == conversation_id),
+            key=lambda m: (m.timestamp, m.message_id),
+            reverse=True,
+        )
+        if before is not None:
+            stored = [m for m in stored if (m.timestamp, m.message_id) < (before.timestamp, before.message_id)]
+        return HistoryPage(messages=stored[:limit], has_more=len(stored) > limit)
 
     def unread_up_to(self, user_id: str, conversation_id: str, timestamp: str) -> list[Message]:
         return sorted(

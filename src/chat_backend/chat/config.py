@@ -276,7 +276,9 @@ class Container:
         return ConversationService(
             conversations=self.conversations,
             messages=self.messages,
-            directory=self.directory,
+            # listConversations names people through it; getHistory's function has no
+            # USER_POOL_ID and never asks.
+            directory=_DirectoryOnFirstUse(lambda: self.directory),
             connections=self.connections,
             notifier=notifier,
         )

@@ -267,5 +267,5 @@ def test_unknown_action_is_answered_on_the_callers_connection(backend, notifier,
     [error] = notifier.frames_for("A1")
     assert error["message"] == (
         "Unknown action 'typing'. Known actions: sendMessage, syncMessages, markRead, ackMessages, listConversations, "
-        "findUsers, deleteMessage, ping."
+        "findUsers, deleteMessage, getHistory, ping."
     )

@@ -17,6 +17,7 @@ from chat.handlers import (
     connect,
     delete_message,
     find_users,
+    get_history,
     list_conversations,
     mark_read,
     ping,
@@ -50,6 +51,7 @@ def frame(backend, ws_event, lambda_context):
         "listConversations": (list_conversations, "list_conversations"),
         "findUsers": (find_users, "find_users"),
         "deleteMessage": (delete_message, "delete_message"),
+        "getHistory": (get_history, "get_history"),
         "ping": (ping, "ping"),
     }
 
@@ -236,6 +238,7 @@ def test_nothing_the_backend_does_scans_a_table(online, say, frame, dynamodb_cal
     frame(bob, "B1", "markRead", conversationId=CONVERSATION, upTo="m-1")
     frame(bob, "B1", "listConversations")
     frame(alice, "A1", "deleteMessage", messageId="m-1")
+    frame(alice, "A1", "getHistory", conversationId=CONVERSATION)
 
     assert "Scan" not in dynamodb_calls
     assert set(dynamodb_calls) <= {"TransactWriteItems", "BatchGetItem", "UpdateItem", "Query", "GetItem",
@@ -401,6 +404,75 @@ def test_a_reply_must_be_to_a_message_of_the_same_conversation(online, say, tabl
     assert "Item" not in tables.messages.get_item(Key={"messageId": "m-2"})
     error = notifier.frames_for("A1", "error")[0]
     assert error["message"] == "replyToMessageId must name a message of this conversation."
+
+
+# ------------------------------------------------------------------ getHistory
+
+
+def test_a_history_page_costs_three_dynamodb_requests_and_pages_newest_first(
+    online, say, frame, dynamodb_calls, notifier, alice, bob
+):
+    online(alice, "A1")
+    online(bob, "B1")
+    for n in range(5):
+        sender, recipient, connection = (alice, bob, "A1") if n % 2 == 0 else (bob, alice, "B1")
+        say(sender, connection, recipient, f"m-{n}")
+    dynamodb_calls.clear()
+    notifier.posts.clear()
+
+    assert frame(alice, "A1", "getHistory", conversationId=CONVERSATION, limit=3, requestId="h-1") == {
+        "statusCode": 200
+    }
+    # The frame's count, the conversation's participants, one Query of ConversationIndex.
+    assert dynamodb_calls == ["UpdateItem", "GetItem", "Query"]
+    [first] = notifier.frames_for("A1", "history")
+    frame(alice, "A1", "getHistory", conversationId=CONVERSATION, limit=3, cursor=first["cursor"], requestId="h-2")
+    [_, second] = notifier.frames_for("A1", "history")
+
+    assert [m["messageId"] for m in first["messages"]] == ["m-4", "m-3", "m-2"]
+    assert [m["messageId"] for m in second["messages"]] == ["m-1", "m-0"]
+    assert (first["hasMore"], second["hasMore"], second["cursor"]) == (True, False, None)
+    assert (first["requestId"], second["requestId"]) == ("h-1", "h-2")
+    assert {m["senderId"] for m in first["messages"]} == {alice.user_id, bob.user_id}
+    assert len(notifier.posts) == 2  # the two pages, to the caller only
+
+
+def test_history_shows_tombstones_and_refuses_strangers_and_other_cursors(
+    online, say, frame, notifier, pool_users, alice, bob
+):
+    carol = pool_users("carol", "Carol")
+    online(alice, "A1")
+    online(carol, "C1")
+    say(alice, "A1", bob, "m-1")
+    say(alice, "A1", bob, "m-2")
+    frame(alice, "A1", "deleteMessage", messageId="m-1")
+    frame(alice, "A1", "getHistory", conversationId=CONVERSATION, limit=1)
+    [page] = notifier.frames_for("A1", "history")
+
+    assert frame(carol, "C1", "getHistory", conversationId=CONVERSATION) == {"statusCode": 403}
+    assert frame(carol, "C1", "getHistory", conversationId=CONVERSATION, cursor=page["cursor"]) == {"statusCode": 400}
+    assert frame(alice, "A1", "getHistory", conversationId="conv-other", cursor=page["cursor"]) == {"statusCode": 400}
+    assert [e["code"] for e in notifier.frames_for("C1", "error")] == ["FORBIDDEN", "VALIDATION_ERROR"]
+    frame(alice, "A1", "getHistory", conversationId=CONVERSATION, cursor=page["cursor"])
+    tombstone = notifier.frames_for("A1", "history")[-1]["messages"][0]
+    assert (tombstone["messageId"], tombstone["isDeleted"], tombstone["content"]) == ("m-1", True, "")
+
+
+def test_history_of_a_dm_not_started_is_empty_and_works_without_the_pool_setting(
+    environ, notifier, ws_event, lambda_context, alice, bob
+):
+    # The template gives getHistory's function no USER_POOL_ID: it must never need one.
+    without_pool = {k: v for k, v in environ.items() if k != "USER_POOL_ID"}
+    conversation = "dm_" + "_".join(sorted((alice.user_id, bob.user_id)))
+    notifier.open("A1")
+    with override(environ=without_pool, notifier=notifier):
+        event = ws_event("get_history", connection_id="A1", user=alice,
+                         body={"action": "getHistory", "conversationId": conversation})
+        assert get_history.lambda_handler(event, lambda_context) == {"statusCode": 200}
+
+    [page] = notifier.frames_for("A1", "history")
+    assert page == {"type": "history", "conversationId": conversation, "messages": [], "cursor": None,
+                    "hasMore": False}
 
 
 # ------------------------------------------------------------------ findUsers (Cognito ListUsers on moto)

@@ -17,6 +17,7 @@ from chat.domain.models import (
     Conversation,
     ConversationPosition,
     FrameTicket,
+    HistoryPosition,
     Message,
     MessageStatus,
     PendingPosition,
@@ -299,6 +300,24 @@ def test_paging_resumes_after_a_position_even_once_that_message_was_confirmed(me
 
     assert [m.message_id for m in second.messages] == ["m-02", "m-03"]
     assert second.has_more is True
+
+
+def test_history_is_one_conversation_both_ways_newest_first_paged_by_position(message_store):
+    for n, second in [(1, 30), (2, 10), (3, 20)]:
+        message_store.create(_message(n, second=second))
+    message_store.create(_message(4, sender="bob", recipient="alice", second=40))
+    message_store.create(_message(5, recipient="carol", conversation="conv-ac"))
+    message_store.erase("m-02", "alice", "2026-01-01T12:01:00.000Z")
+
+    first = message_store.history("conv", 2)
+    last = first.messages[-1]
+    second = message_store.history("conv", 2, HistoryPosition(last.message_id, last.timestamp))
+
+    assert ([m.message_id for m in first.messages], first.has_more) == (["m-04", "m-01"], True)
+    assert ([m.message_id for m in second.messages], second.has_more) == (["m-03", "m-02"], False)
+    assert (second.messages[-1].is_deleted, second.messages[-1].content) == (True, "")
+    assert first.messages[0] == _message(4, sender="bob", recipient="alice", second=40)
+    assert message_store.history("conv-none", 2).messages == []
 
 
 def test_a_stored_message_reads_back_unchanged_with_its_optional_fields(message_store):

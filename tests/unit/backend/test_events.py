@@ -21,6 +21,7 @@ from chat.domain.models import (
     AckMessagesRequest,
     DeleteMessageRequest,
     FindUsersRequest,
+    GetHistoryRequest,
     ListConversationsRequest,
     MarkReadRequest,
     SendMessageRequest,
@@ -38,6 +39,7 @@ MESSAGE_EVENTS = {
     "list_conversations": "listConversations",
     "find_users": "findUsers",
     "delete_message": "deleteMessage",
+    "get_history": "getHistory",
     "ping": "ping",
     "default": "$default",
 }
@@ -104,6 +106,7 @@ def test_message_event_bodies_are_valid_frames_for_their_routes():
     listing = parse_frame(ListConversationsRequest, _load("list_conversations")["body"])
     find = parse_frame(FindUsersRequest, _load("find_users")["body"])
     delete = parse_frame(DeleteMessageRequest, _load("delete_message")["body"])
+    history = parse_frame(GetHistoryRequest, _load("get_history")["body"])
     default_action = json.loads(_load("default")["body"])["action"]
 
     sender = _load("send_message")["requestContext"]["authorizer"]["userId"]
@@ -119,6 +122,9 @@ def test_message_event_bodies_are_valid_frames_for_their_routes():
     assert listing.limit == 20
     assert find.query == "Bo"
     assert delete.message_id == send.message_id
+    # The sender reads back the sample message's conversation (on a new device, say).
+    assert history.conversation_id == send.conversation_id and history.limit == 50
+    assert json.loads(_load("get_history")["body"])["requestId"]
     assert default_action not in KNOWN_ACTIONS
 
 

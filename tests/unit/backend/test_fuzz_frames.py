@@ -30,17 +30,20 @@ from hypothesis import strategies as st
 from chat.config import override
 from chat.domain.errors import ChatError, ErrorCode, ValidationFailed
 from chat.domain.models import (
+    ID_PATTERN,
     KNOWN_ACTIONS,
     MAX_CONTENT_LENGTH,
     MAX_ID_LENGTH,
     AckMessagesRequest,
     DeleteMessageRequest,
     FindUsersRequest,
+    GetHistoryRequest,
     ListConversationsRequest,
     MarkReadRequest,
     SendMessageRequest,
     SyncMessagesRequest,
     UserProfile,
+    direct_conversation_id,
 )
 from chat.domain.protocol import encode_frame, error_frame, parse_frame, reject_unknown_action
 from chat.handlers import (
@@ -48,6 +51,7 @@ from chat.handlers import (
     default,
     delete_message,
     find_users,
+    get_history,
     list_conversations,
     mark_read,
     ping,
@@ -70,11 +74,12 @@ ROUTES: dict[str, tuple[Any, str]] = {
     "listConversations": (list_conversations, "list_conversations"),
     "findUsers": (find_users, "find_users"),
     "deleteMessage": (delete_message, "delete_message"),
+    "getHistory": (get_history, "get_history"),
     "ping": (ping, "ping"),
 }
 #: The fields client frames carry, so generated objects often hit the validators.
 FIELDS = ["messageId", "conversationId", "recipientId", "content", "replyToMessageId", "since", "limit",
-          "messageIds", "upTo", "cursor", "query"]
+          "messageIds", "upTo", "cursor", "query", "requestId"]
 EDGE_CHARACTERS = ["\ud800", "\udfff", "\udc00", "\x00", "\ufeff", "\u202e", "\U0001f600", "#", '"', "\\", " ",
                    "\n", "_", "dm_"]
 
@@ -120,6 +125,7 @@ VALID = {
     "listConversations": {"limit": 5},
     "findUsers": {"query": "Bo"},
     "deleteMessage": {"messageId": "m-1"},
+    "getHistory": {"conversationId": direct_conversation_id(ALICE.user_id, BOB.user_id), "limit": 20},
     "ping": {},
 }
 
@@ -144,9 +150,18 @@ def _deep(depth: int, action: str) -> str:
 
 
 valid = st.sampled_from(list(VALID)).map(lambda action: {"action": action, **VALID[action]})
+#: requestIds valid (ids of every length up to the limit) and not (any other JSON value).
+request_ids = st.one_of(
+    st.from_regex(ID_PATTERN, fullmatch=True),
+    st.sampled_from(["3f2b8c1d-6e4a-4f0b-9d7c-1a2b3c4d5e6f", "x" * MAX_ID_LENGTH, "x" * (MAX_ID_LENGTH + 1)]),
+    json_values,
+)
+with_request_id = st.builds(lambda frame, request_id: frame | {"requestId": request_id},
+                            st.one_of(valid, near_valid), request_ids)
 
 bodies = st.one_of(
     valid.map(json.dumps),
+    with_request_id.map(json.dumps),
     near_valid.map(json.dumps),
     near_valid.map(json.dumps),
     frames.map(json.dumps),
@@ -217,8 +232,39 @@ def test_every_frame_gets_exactly_one_answer_that_encodes_with_a_known_code(body
         TALLY[f"{answer['type']} (accepted)"] += 1
 
 
+def _request_id_sent(body: str) -> tuple[bool, Any]:
+    """Whether the body is a JSON object with a non-null requestId, and that value."""
+    try:
+        frame = json.loads(body)
+    except (ValueError, RecursionError):
+        return False, None
+    if not isinstance(frame, dict) or frame.get("requestId") is None:
+        return False, None
+    return True, frame["requestId"]
+
+
+@FUZZ
+@given(st.one_of(with_request_id.map(json.dumps), bodies))
+def test_the_answer_echoes_a_valid_request_id_and_an_invalid_one_is_refused(body):
+    _, status, answers = _answers(body)
+    sent, request_id = _request_id_sent(body)
+    valid_id = sent and isinstance(request_id, str) and ID_PATTERN.fullmatch(request_id) is not None
+
+    for answer in answers:
+        if valid_id:
+            assert answer["requestId"] == request_id, answer
+        else:
+            assert "requestId" not in answer, answer
+    if sent and not valid_id:
+        [answer] = answers
+        assert (answer["type"], answer["code"], status) == ("error", "VALIDATION_ERROR", 400), answer
+        TALLY["invalid requestId refused"] += 1
+    elif valid_id:
+        TALLY["requestId echoed"] += len(answers)
+
+
 REQUESTS = [SendMessageRequest, SyncMessagesRequest, MarkReadRequest, AckMessagesRequest,
-            ListConversationsRequest, FindUsersRequest, DeleteMessageRequest]
+            ListConversationsRequest, FindUsersRequest, DeleteMessageRequest, GetHistoryRequest]
 
 
 @FUZZ

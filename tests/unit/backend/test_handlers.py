@@ -47,7 +47,7 @@ def test_unknown_action_gets_an_error_frame_naming_the_known_actions(
             "type": "error",
             "code": "VALIDATION_ERROR",
             "message": "Unknown action 'dance'. Known actions: sendMessage, syncMessages, markRead, "
-            "ackMessages, listConversations, findUsers, deleteMessage, ping.",
+            "ackMessages, listConversations, findUsers, deleteMessage, getHistory, ping.",
         }
     ]
 

@@ -113,7 +113,7 @@ def test_unknown_action_names_the_known_ones():
 
     assert refused.value.message == (
         "Unknown action 'dance'. Known actions: sendMessage, syncMessages, markRead, ackMessages, listConversations, "
-        "findUsers, deleteMessage, ping."
+        "findUsers, deleteMessage, getHistory, ping."
     )
 
 

@@ -8,7 +8,8 @@ Table and index names follow ``template.yaml``:
 - UserConnections (key ``userId``): one item per user with the string set
   ``connectionIds``, so the connections of both participants of a message are one
   BatchGetItem away.
-- Messages (key ``messageId``): sparse GSIs ``PendingIndex`` (``pendingFor`` +
+- Messages (key ``messageId``): GSI ``ConversationIndex`` (``conversationId`` +
+  ``timestamp``) pages a conversation's history; sparse GSIs ``PendingIndex`` (``pendingFor`` +
   ``timestamp``, set until a device of the recipient confirms the message) and
   ``UnreadIndex`` (``unreadFor`` = recipient and conversation, + ``timestamp``, set while
   unread).
@@ -37,6 +38,8 @@ from chat.domain.models import (
     Conversation,
     ConversationPosition,
     FrameTicket,
+    HistoryPage,
+    HistoryPosition,
     Membership,
     MembershipPage,
     Message,
@@ -388,6 +391,19 @@ class DynamoMessageStore:
             IndexName="PendingIndex", KeyConditionExpression=Key("pendingFor").eq(user_id), ScanIndexForward=True,
         )
         return PendingPage(messages=[Message.model_validate(item) for item in items], has_more=has_more)
+
+    def history(self, conversation_id: str, limit: int, before: HistoryPosition | None = None) -> HistoryPage:
+        start = None if before is None else {
+            "messageId": before.message_id,
+            "conversationId": conversation_id,
+            "timestamp": before.timestamp,
+        }
+        items, has_more = _query_page(
+            self._table, limit, start,
+            IndexName="ConversationIndex", KeyConditionExpression=Key("conversationId").eq(conversation_id),
+            ScanIndexForward=False,
+        )
+        return HistoryPage(messages=[Message.model_validate(item) for item in items], has_more=has_more)
 
     def unread_up_to(self, user_id: str, conversation_id: str, timestamp: str) -> list[Message]:
         query: dict[str, Any] = {

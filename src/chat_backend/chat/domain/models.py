@@ -19,6 +19,7 @@ __all__ = [
     "CONNECTION_TTL_SECONDS",
     "DEFAULT_CONVERSATIONS_LIMIT",
     "DEFAULT_FIND_USERS_LIMIT",
+    "DEFAULT_HISTORY_LIMIT",
     "DEFAULT_SYNC_LIMIT",
     "FRAME_LIMIT",
     "FRAME_WINDOW_SECONDS",
@@ -28,6 +29,7 @@ __all__ = [
     "MAX_CONTENT_LENGTH",
     "MAX_CONVERSATIONS_LIMIT",
     "MAX_FIND_USERS_LIMIT",
+    "MAX_HISTORY_LIMIT",
     "MAX_ID_LENGTH",
     "MAX_MARK_READ_IDS",
     "MAX_POST_BYTES",
@@ -41,6 +43,9 @@ __all__ = [
     "DeleteMessageRequest",
     "FindUsersRequest",
     "FrameTicket",
+    "GetHistoryRequest",
+    "HistoryPage",
+    "HistoryPosition",
     "Identity",
     "ListConversationsRequest",
     "MarkReadRequest",
@@ -91,6 +96,8 @@ MAX_ACK_IDS = 100
 MAX_QUERY_LENGTH = 64
 DEFAULT_FIND_USERS_LIMIT = 10
 MAX_FIND_USERS_LIMIT = 20
+DEFAULT_HISTORY_LIMIT = 50
+MAX_HISTORY_LIMIT = 100
 #: Per-connection rate limit: at most FRAME_LIMIT frames in each fixed window of
 #: FRAME_WINDOW_SECONDS. A chat app sends far less; a runaway client loop sends far more.
 #: The stage's throttling (template) caps the whole API; this caps one socket.
@@ -105,6 +112,7 @@ KNOWN_ACTIONS = (
     "listConversations",
     "findUsers",
     "deleteMessage",
+    "getHistory",
     "ping",
 )
 
@@ -262,6 +270,23 @@ class PendingPage:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class HistoryPosition:
+    """Where a page of a conversation's history ended (exclusive start of the next, older one)."""
+
+    message_id: str
+    timestamp: str
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """A conversation's messages, newest first."""
+
+    messages: list[Message]
+    #: True when the store holds older messages after the last one here.
+    has_more: bool
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
@@ -388,3 +413,13 @@ class DeleteMessageRequest(_ClientFrame):
 
     not_blank = field_validator("message_id")(_not_blank)
     ids = field_validator("message_id")(_an_id)
+
+
+class GetHistoryRequest(_ClientFrame):
+    """``getHistory``: a page of one conversation's messages, newest first."""
+
+    conversation_id: StrictStr = Field(alias="conversationId", min_length=1, max_length=MAX_ID_LENGTH)
+    cursor: StrictStr | None = Field(default=None, alias="cursor", min_length=1, max_length=2048)
+    limit: StrictInt = Field(default=DEFAULT_HISTORY_LIMIT, alias="limit", ge=1, le=MAX_HISTORY_LIMIT)
+
+    ids = field_validator("conversation_id")(_an_id)

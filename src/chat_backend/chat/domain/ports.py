@@ -16,6 +16,8 @@ from chat.domain.models import (
     Conversation,
     ConversationPosition,
     FrameTicket,
+    HistoryPage,
+    HistoryPosition,
     Identity,
     MembershipPage,
     Message,
@@ -109,6 +111,11 @@ class MessageStore(Protocol):
 
     def pending_for(self, user_id: str, limit: int, after: PendingPosition | None = None) -> PendingPage:
         """Up to ``limit`` of ``user_id``'s messages not confirmed yet, oldest first, after ``after``."""
+        ...
+
+    def history(self, conversation_id: str, limit: int, before: HistoryPosition | None = None) -> HistoryPage:
+        """Up to ``limit`` of the conversation's messages, both directions and deleted ones
+        included, newest first, after ``before`` (older than it), in one read."""
         ...
 
     def unread_up_to(self, user_id: str, conversation_id: str, timestamp: str) -> list[Message]:

@@ -17,8 +17,11 @@ from pydantic import BaseModel, ValidationError
 
 from chat.domain.errors import ErrorCode, PayloadTooLarge, ValidationFailed
 from chat.domain.models import (
+    ID_PATTERN,
     KNOWN_ACTIONS,
+    MAX_ID_LENGTH,
     ConversationPosition,
+    HistoryPosition,
     Membership,
     Message,
     MessageStatus,
@@ -27,24 +30,30 @@ from chat.domain.models import (
 )
 
 __all__ = [
+    "ANSWER_TYPES",
     "ack_frame",
     "conversation_entry",
     "conversations_frame",
     "decode_conversation_cursor",
     "decode_cursor",
+    "decode_history_cursor",
     "encode_conversation_cursor",
     "encode_cursor",
     "encode_frame",
+    "encode_history_cursor",
     "error_frame",
+    "history_frame",
     "marked_frame",
     "message_deleted_frame",
     "message_frame",
     "parse_frame",
     "pong_frame",
     "reject_unknown_action",
+    "request_id_of",
     "status_frame",
     "sync_frame",
     "users_frame",
+    "with_request_id",
 ]
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -52,6 +61,10 @@ RequestT = TypeVar("RequestT", bound=BaseModel)
 _NOT_AN_OBJECT = 'The frame must be a JSON object with an "action" field.'
 _BAD_CURSOR = "since is not a cursor this server issued; omit it to start from the oldest message."
 _BAD_LIST_CURSOR = "cursor is not a cursor this server issued; omit it to start from the newest conversation."
+_BAD_HISTORY_CURSOR = (
+    "cursor is not a history cursor this server issued to you for this conversation; "
+    "omit it to start from the newest message."
+)
 
 
 # ------------------------------------------------------------------ client -> server
@@ -124,6 +137,31 @@ def parse_frame(model: type[RequestT], body: str | None) -> RequestT:
         raise ValidationFailed(_sentence(exc), message_id=usable_id) from None
 
 
+def request_id_of(body: str | None) -> str | None:
+    """The frame's optional ``requestId`` (None when absent, null, or the body is no JSON
+    object: the frame's own parsing refuses that).
+
+    Raises:
+        ValidationFailed: ``requestId`` is not an id (a string of 1 to 128 letters, digits,
+            ``-`` and ``_``); the error cannot echo it, so it carries the ``messageId``
+            when the frame has a usable one.
+    """
+    try:
+        data = _json_object(body)
+    except ValidationFailed:
+        return None
+    request_id = data.get("requestId")
+    if request_id is None:
+        return None
+    if not isinstance(request_id, str) or not ID_PATTERN.fullmatch(request_id):
+        message_id = data.get("messageId")
+        usable_id = message_id if isinstance(message_id, str) and message_id else None
+        raise ValidationFailed(
+            f"requestId must be a string of 1 to {MAX_ID_LENGTH} letters, digits, - and _.", message_id=usable_id
+        )
+    return request_id
+
+
 def reject_unknown_action(body: str | None) -> NoReturn:
     """Answer a frame no route matched (the ``$default`` route).
 
@@ -193,7 +231,46 @@ def decode_conversation_cursor(user_id: str, cursor: str) -> ConversationPositio
     return ConversationPosition(conversation_id=key["conversationId"], updated_at=key["updatedAt"])
 
 
+def encode_history_cursor(user_id: str, conversation_id: str, position: HistoryPosition) -> str:
+    """A ``history`` cursor (a position in one conversation, for one reader)."""
+    return _encode_key(
+        {
+            "conversationId": conversation_id,
+            "messageId": position.message_id,
+            "readerId": user_id,
+            "timestamp": position.timestamp,
+        }
+    )
+
+
+def decode_history_cursor(user_id: str, conversation_id: str, cursor: str) -> HistoryPosition:
+    """Read a ``history`` cursor back; it must have been issued to this user for this
+    conversation.
+
+    Raises:
+        ValidationFailed: when the cursor is not one we issued to ``user_id`` for
+            ``conversation_id``.
+    """
+    fields = {"conversationId", "messageId", "readerId", "timestamp"}
+    key = _decode_key(cursor, fields, ("readerId", user_id), _BAD_HISTORY_CURSOR)
+    if key["conversationId"] != conversation_id:
+        raise ValidationFailed(_BAD_HISTORY_CURSOR)
+    return HistoryPosition(message_id=key["messageId"], timestamp=key["timestamp"])
+
+
 # ------------------------------------------------------------------ server -> client
+
+#: The frame types that answer a client's request; they echo its ``requestId``. Pushes
+#: (``message``, ``status``, ``messageDeleted``) answer no request and never carry one.
+ANSWER_TYPES = frozenset({"ack", "error", "sync", "marked", "conversations", "users", "pong", "history"})
+
+
+def with_request_id(frame: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    """``frame`` carrying ``request_id`` when it answers a request that had one; otherwise
+    ``frame`` unchanged (old clients that send none get no new field)."""
+    if request_id is None or frame.get("type") not in ANSWER_TYPES:
+        return frame
+    return {**frame, "requestId": request_id}
 
 
 def encode_frame(frame: dict[str, Any]) -> bytes:
@@ -224,6 +301,18 @@ def status_frame(message: Message, status: MessageStatus, at: str) -> dict[str, 
 def sync_frame(messages: Iterable[Message], cursor: str | None, has_more: bool) -> dict[str, Any]:
     return {
         "type": "sync",
+        "messages": [message.to_wire() for message in messages],
+        "cursor": cursor,
+        "hasMore": has_more,
+    }
+
+
+def history_frame(
+    conversation_id: str, messages: Iterable[Message], cursor: str | None, has_more: bool
+) -> dict[str, Any]:
+    return {
+        "type": "history",
+        "conversationId": conversation_id,
         "messages": [message.to_wire() for message in messages],
         "cursor": cursor,
         "hasMore": has_more,

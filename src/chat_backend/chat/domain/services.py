@@ -36,6 +36,9 @@ from chat.domain.models import (
     DeleteMessageRequest,
     FindUsersRequest,
     FrameTicket,
+    GetHistoryRequest,
+    HistoryPage,
+    HistoryPosition,
     Identity,
     ListConversationsRequest,
     MarkReadRequest,
@@ -64,9 +67,12 @@ from chat.domain.protocol import (
     conversations_frame,
     decode_conversation_cursor,
     decode_cursor,
+    decode_history_cursor,
     encode_conversation_cursor,
     encode_cursor,
     encode_frame,
+    encode_history_cursor,
+    history_frame,
     marked_frame,
     message_deleted_frame,
     message_frame,
@@ -570,6 +576,65 @@ class ConversationService:
             cursor = encode_conversation_cursor(user_id, ConversationPosition(end.conversation_id, end.updated_at))
         self._push.post(caller.connection_id, conversations_frame(shown, cursor, has_more), user_id)
         return shown
+
+
+    def history(self, caller: Caller, request: GetHistoryRequest) -> HistoryPage:
+        """Send the caller a page of one conversation's messages, newest first: both
+        directions, the caller's own included, deleted ones as the tombstones they are.
+
+        Reading changes nothing (no confirmation, no read mark): a new device fills a
+        conversation from here and still confirms what ``syncMessages`` brings.
+
+        Costs one read of the conversation (its participants) and one Query of its index.
+
+        Returns:
+            The page as sent (it may be cut short to fit one ``@connections`` post).
+
+        Raises:
+            ValidationFailed: ``cursor`` is not a history cursor issued to this user for
+                this conversation.
+            Forbidden: the conversation is between other users.
+            NotFound: no conversation has this id (and it is no ``dm_`` id of the caller's).
+        """
+        user_id = caller.user.user_id
+        conversation_id = request.conversation_id
+        before = decode_history_cursor(user_id, conversation_id, request.cursor) if request.cursor else None
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            if not _names_caller_dm(conversation_id, user_id):
+                raise NotFound("No conversation with this conversationId; its first message creates it.")
+            # The caller's 1:1 conversation with someone, before its first message: empty.
+            page = HistoryPage(messages=[], has_more=False)
+        elif user_id not in conversation.participants:
+            raise Forbidden("This conversation is between other users.")
+        else:
+            page = self._messages.history(conversation_id, request.limit, before)
+        shown = page.messages[: _fitting_count([m.to_wire() for m in page.messages])]
+        has_more = page.has_more or len(shown) < len(page.messages)
+        cursor = None
+        if has_more and shown:
+            last = shown[-1]
+            position = HistoryPosition(message_id=last.message_id, timestamp=last.timestamp)
+            cursor = encode_history_cursor(user_id, conversation_id, position)
+        self._push.post(caller.connection_id, history_frame(conversation_id, shown, cursor, has_more), user_id)
+        return HistoryPage(messages=shown, has_more=has_more)
+
+
+def _names_caller_dm(conversation_id: str, user_id: str) -> bool:
+    """Whether ``conversation_id`` is the ``dm_`` id of ``user_id`` and someone (or themselves).
+
+    User ids may contain ``_``, so the other user is what remains beside the caller's id,
+    and the id must be exactly the one :func:`direct_conversation_id` gives the two.
+    """
+    rest = conversation_id.removeprefix(DIRECT_PREFIX)
+    if rest == conversation_id:
+        return False
+    others = []
+    if rest.startswith(user_id + "_"):
+        others.append(rest[len(user_id) + 1:])
+    if rest.endswith("_" + user_id):
+        others.append(rest[: -len(user_id) - 1])
+    return any(other and direct_conversation_id(user_id, other) == conversation_id for other in others)
 
 
 class DirectoryService:

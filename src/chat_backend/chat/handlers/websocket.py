@@ -2,7 +2,9 @@
 
 This is the one place where outcomes become responses. On message routes a
 :class:`ChatError` becomes an ``error`` frame with its code and sentence, and anything
-else becomes ``INTERNAL`` (the trace goes to the log, never to the client).
+else becomes ``INTERNAL`` (the trace goes to the log, never to the client). It is also
+where a frame's ``requestId`` is checked and echoed on every frame answering it, so no
+service needs to know about it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEven
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.config import Container, get_container
-from chat.domain.errors import ChatError, ConnectionGone, ErrorCode, Forbidden
+from chat.domain.errors import ChatError, ConnectionGone, ErrorCode, Forbidden, ValidationFailed
 from chat.domain.models import Caller, FrameTicket, Identity
 from chat.domain.ports import Notifier
-from chat.domain.protocol import encode_frame, error_frame
+from chat.domain.protocol import encode_frame, error_frame, request_id_of, with_request_id
 from chat.domain.services import FrameLimiter, MessagingService
 
 __all__ = [
@@ -56,14 +58,18 @@ def identity_of(event: APIGatewayWebSocketEvent) -> Identity | None:
 
 class _AnswerTracker:
     """A notifier that remembers whether the caller's own connection was posted to: a
-    fault after the answer went out is only logged, so no frame gets two answers."""
+    fault after the answer went out is only logged, so no frame gets two answers. Answers
+    to the caller carry the frame's ``requestId`` when it had a valid one."""
 
-    def __init__(self, notifier: Notifier, caller_connection_id: str) -> None:
+    def __init__(self, notifier: Notifier, caller_connection_id: str, request_id: str | None) -> None:
         self._notifier = notifier
         self._caller = caller_connection_id
+        self._request_id = request_id
         self.answered = False
 
     def post(self, connection_id: str, frame: dict[str, Any]) -> None:
+        if connection_id == self._caller:
+            frame = with_request_id(frame, self._request_id)
         self._notifier.post(connection_id, frame)
         if connection_id == self._caller:
             self.answered = True
@@ -98,7 +104,27 @@ class WebSocketRequest:
     def notifier(self) -> _AnswerTracker:
         context = self.event.request_context
         endpoint = self.container.connections_endpoint_for(context.domain_name, context.stage)
-        return _AnswerTracker(self.container.notifier(endpoint), self.connection_id)
+        return _AnswerTracker(self.container.notifier(endpoint), self.connection_id, self.request_id)
+
+    @cached_property
+    def _request_id_check(self) -> tuple[str | None, ValidationFailed | None]:
+        try:
+            return request_id_of(self.body), None
+        except ValidationFailed as refusal:
+            return None, refusal
+
+    @property
+    def request_id(self) -> str | None:
+        """The frame's ``requestId`` when it has a valid one: what its answers echo."""
+        return self._request_id_check[0]
+
+    def check_request_id(self) -> None:
+        """Raises:
+        ValidationFailed: the frame's ``requestId`` is not a valid id.
+        """
+        refusal = self._request_id_check[1]
+        if refusal is not None:
+            raise refusal
 
     @property
     def answered(self) -> bool:
@@ -155,6 +181,8 @@ def _handle(
     try:
         if not counts_own_frame:
             request.limiter.admit(request.ticket)
+        # After the count, so a rate-limited frame hears RATE_LIMITED whatever it carries.
+        request.check_request_id()
         return 200, handle(request)
     except ChatError as refusal:
         logger.info("Frame refused", extra={"code": refusal.code.value, "reason": refusal.message})
@@ -223,11 +251,12 @@ def two_way_route(handle: Callable[[WebSocketRequest], dict[str, Any]]) -> Lambd
         logger.append_keys(connection_id=request.connection_id)
         status, frame = _handle(request, handle, counts_own_frame=False)
         try:
-            body = encode_frame(frame)
+            body = encode_frame(with_request_id(frame, request.request_id))
         except Exception:
             # The answer itself cannot go out; the caller still gets one.
             logger.exception("Could not encode the answer")
-            status, body = 500, encode_frame(error_frame(ErrorCode.INTERNAL, INTERNAL_ERROR_TEXT))
+            internal = error_frame(ErrorCode.INTERNAL, INTERNAL_ERROR_TEXT)
+            status, body = 500, encode_frame(with_request_id(internal, request.request_id))
         return {"statusCode": status, "body": body.decode()}
 
     return lambda_handler
