@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from chatclient import Target, ensure_user, sign_in
+from chatclient import ChatSession, Target, conversation_id, ensure_user, sign_in
 
 from .conftest import ROOT, start_stack
 
@@ -270,10 +270,52 @@ def test_a_message_in_the_outbox_at_a_reload_is_sent_once(browser, site, people)
     expect(bob.message("sent into a dead socket")).to_have_count(1)
     expect(bob.message("sent into a dead socket")).to_have_attribute("data-message-id", swallowed[0]["messageId"])
     assert alice.outbox() == []
-    # A fresh look from the server's side: bob's new tab holds it once.
+    # A fresh look from the server's side: bob's new tab, filled from history, holds it once.
     bob = bob.reopen()
     bob.open_chat_with(alice.person)
-    expect(bob.message("sent into a dead socket")).to_have_count(1)
+    expect(bob.contents()).to_have_text(["before the socket died", "sent into a dead socket"])
+
+
+def test_a_new_device_fills_the_conversation_from_history_page_by_page(browser, site, people) -> None:
+    alice, bob = people("alice"), people("bob")
+    # 35 messages, both directions, more than the page's first history page (30); each
+    # sent after the previous one's ack, so their order is the order written here.
+    texts = [f"history {index:02d} from {'alice' if index % 2 == 0 else 'bob'}" for index in range(35)]
+    conversation = conversation_id(alice.sub, bob.sub)
+    with ChatSession(site.target, sign_in(site.target, alice.username, PASSWORD).id_token, confirm=False) as a, \
+            ChatSession(site.target, sign_in(site.target, bob.username, PASSWORD).id_token, confirm=False) as b:
+        for index, text in enumerate(texts):
+            session, recipient = (a, bob) if index % 2 == 0 else (b, alice)
+            message_id = session.send_message(conversation, recipient.sub, text)
+            session.receive_until("ack")
+        # Alice read them on her first device, so none is pending for her: the new device
+        # gets them from history alone.
+        a.send("markRead", conversationId=conversation, upTo=message_id)
+        a.receive_until("marked")
+
+    # Alice on a new device: nothing stored there; the newest page comes first.
+    device = ChatPage(browser.new_context(viewport=VIEWPORT), site, alice).sign_in()
+    device.open_chat_with(bob)
+    expect(device.contents()).to_have_text(texts[-30:])
+    older = device.page.locator("#older")
+    expect(older).to_be_visible()
+    older.click()
+    expect(device.contents()).to_have_text(texts)
+    expect(older).to_be_hidden()
+    assert device.errors == []
+
+
+def test_a_new_device_shows_pending_messages_once_beside_history(browser, site, people) -> None:
+    alice, bob = people("alice"), people("bob")
+    conversation = conversation_id(alice.sub, bob.sub)
+    with ChatSession(site.target, sign_in(site.target, bob.username, PASSWORD).id_token, confirm=False) as b:
+        for text in ("pending one", "pending two"):
+            b.send_message(conversation, alice.sub, text)
+            b.receive_until("ack")
+    # Alice's new device gets them twice, in its sync and in the history page: one copy each.
+    device = ChatPage(browser.new_context(viewport=VIEWPORT), site, alice).sign_in()
+    device.open_chat_with(bob)
+    expect(device.contents()).to_have_text(["pending one", "pending two"])
 
 
 def test_an_error_frame_is_shown_as_a_sentence(browser, site, people) -> None:
