@@ -4,7 +4,7 @@
 import { Cognito, CognitoError, SignInRequired, claimsOf } from "./cognito.js";
 import { loadConfig } from "./config.js";
 import { Connection } from "./connection.js";
-import { conversationIdFor } from "./protocol.js";
+import { conversationIdFor, errorSentence } from "./protocol.js";
 import { Store } from "./store.js";
 import { MessageSync } from "./sync.js";
 
@@ -209,7 +209,7 @@ function wireChat() {
       renderFound(await state.sync.findUsers(query));
     } catch (error) {
       notify(error.code === "VALIDATION_ERROR" ? "Search for a name without quotes or backslashes." :
-        "The search did not go through; try again once online.");
+        errorSentence(error.code, "find"));
     }
   });
   $("older").addEventListener("click", async () => {

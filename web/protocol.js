@@ -46,6 +46,8 @@ export function laterStatus(current, next) {
  */
 export function normalizeFrame(frame) {
   if (frame && typeof frame === "object" && !frame.type && typeof frame.message === "string") {
+    // Its requestId is API Gateway's own, not one of ours: left out, so the frame is matched
+    // like an error without one (to the oldest call still waiting).
     return { type: "error", code: "INTERNAL", message: frame.message, fromGateway: true };
   }
   return frame;
@@ -78,12 +80,15 @@ export function errorSentence(code, about = "") {
       if (about === "history") return "This server cannot show older messages.";
       return "The server did not understand that request.";
     case "DISCONNECTED":
-      return "The connection dropped before the server answered; it will be tried again.";
+      return "The connection dropped before the server answered; try again once online.";
     case "TIMEOUT":
-      return "The server did not answer in time; it will be tried again.";
+      return "The server did not answer in time; try again in a moment.";
     case "INTERNAL":
     default:
-      return "The server had a problem; it will be tried again shortly.";
+      // A queued message is resent by itself; anything else the person asks for again.
+      return about === "send"
+        ? "The server had a problem; the message will be sent again shortly."
+        : "The server had a problem; try again in a moment.";
   }
 }
 

@@ -25,7 +25,7 @@ export class MessageSync {
     this.deleting = new Set(); // messageIds of deleteMessage frames sent
   }
 
-  /** After each handshake: sync every page, then send the outbox, then refresh the list. */
+  /** After each handshake: sync every page, refresh the list, then send the outbox. */
   async connected() {
     this.onWire.clear(); // what was on the wire of the old socket is resent now
     let since;
@@ -35,10 +35,12 @@ export class MessageSync {
       if (!frame.hasMore || !frame.cursor) break;
       since = frame.cursor;
     }
-    this.connection.markHealthy();
     this.flushConfirmations();
-    this.flushOutbox();
+    // The list too, before saying "online": online then means up to date. A list that fails
+    // to come is not worth a reconnect; the next connection asks again.
     await this.refreshConversations().catch(() => {});
+    this.connection.markHealthy();
+    this.flushOutbox();
     this.markVisibleRead();
   }
 

@@ -229,8 +229,8 @@ def test_a_message_in_the_outbox_at_a_reload_is_sent_once(browser, site, people)
     bob.open_chat_with(alice.person)
     expect(bob.message("before the socket died")).to_have_count(1)
 
-    # The next socket is dead but does not know it: the sync is answered (empty), what the
-    # page sends then is swallowed, as by a network that died without a close.
+    # The next socket is dead but does not know it: the sync and the list are answered
+    # (empty), what the page sends then is swallowed, as by a network that died without a close.
     dead = {"on": True}
     swallowed: list[dict[str, Any]] = []
 
@@ -243,6 +243,9 @@ def test_a_message_in_the_outbox_at_a_reload_is_sent_once(browser, site, people)
             frame = json.loads(text)
             if frame["action"] == "syncMessages":
                 ws.send(json.dumps({"type": "sync", "messages": [], "cursor": None, "hasMore": False,
+                                    "requestId": frame["requestId"]}))
+            elif frame["action"] == "listConversations":
+                ws.send(json.dumps({"type": "conversations", "conversations": [], "cursor": None, "hasMore": False,
                                     "requestId": frame["requestId"]}))
             elif frame["action"] == "sendMessage":
                 swallowed.append(frame)
@@ -333,6 +336,51 @@ def test_an_error_frame_is_shown_as_a_sentence(browser, site, people) -> None:
     alice.send("a shorter one")
     expect(bob.page.locator(".conversation-item", has_text=alice.person.name).locator(".last")).to_have_text(
         "a shorter one")
+
+
+@pytest.mark.parametrize("gateway_says", ["Forbidden", "Internal server error", "Endpoint request timed out"])
+def test_api_gateways_own_frames_read_as_a_server_problem(browser, site, people, gateway_says: str) -> None:
+    person = people("erin")
+    page = ChatPage(browser.new_context(viewport=VIEWPORT), site, person)
+
+    def socket_route(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(text: str | bytes) -> None:
+            # API Gateway answers a frame itself, without `type`, when its Lambda failed.
+            if json.loads(text).get("action") == "findUsers":
+                ws.send(json.dumps({"message": gateway_says, "connectionId": "abc=", "requestId": "def="}))
+            else:
+                server.send(text)
+
+        ws.on_message(from_page)
+
+    page.context.route_web_socket(re.compile(r"^wss?://"), socket_route)
+    # Online once the sync and the list are in: the search is then the only call waiting,
+    # and a frame without our requestId goes to the oldest call waiting (docs/client.md).
+    page.sign_in()
+    page.page.locator("#find-input").fill("anyone")
+    page.page.locator("#find-form button").click()
+    expect(page.page.locator("#notice")).to_have_text("The server had a problem; try again in a moment.")
+    page.expect_online()  # the connection stays up, as API Gateway's does
+
+
+def test_every_error_code_has_a_sentence_for_people(browser, site) -> None:
+    page = browser.new_context().new_page()
+    page.goto(site.url)
+    sentences = page.evaluate(
+        """async () => { const { errorSentence } = await import('./protocol.js');
+          const codes = ['VALIDATION_ERROR', 'FORBIDDEN', 'NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'RATE_LIMITED', 'INTERNAL',
+                         'SOMETHING_NEW'];
+          const out = {};
+          for (const code of codes) for (const about of ['send', 'delete', 'history', 'find', ''])
+            out[`${code}/${about}`] = errorSentence(code, about);
+          return out; }"""
+    )
+    for key, sentence in sentences.items():
+        code = key.split("/")[0]
+        assert sentence.endswith(".") and sentence[0].isupper(), key
+        assert code not in sentence and "{" not in sentence, key
 
 
 def test_delete_shows_as_deleted_on_both_sides(browser, site, people) -> None:
