@@ -337,7 +337,7 @@ const TICKS = {
   sending: ["🕓", "waiting to be sent"],
   sent: ["✓", "sent"],
   delivered: ["✓✓", "delivered"],
-  read: ["✓✓", "read"],
+  read: ["✓✓ Read", "read"],
   failed: ["!", "not sent"],
 };
 
