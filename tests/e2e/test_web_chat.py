@@ -222,6 +222,22 @@ def test_bob_away_gets_three_messages_in_order_once_when_he_comes_back(browser, 
     expect(bob.contents()).to_have_text(texts)  # still once each after the read receipts
 
 
+def test_offline_the_page_says_so_and_sends_what_was_typed_once_back_online(browser, site, people) -> None:
+    alice, bob = two_people(browser, site, people)
+    alice.start_chat_with(bob.person)
+    alice.context.set_offline(True)
+    expect(alice.page.locator("#connection")).to_have_text("offline")
+    alice.send("typed on the train")
+    expect(alice.message("typed on the train")).to_have_attribute("data-status", "sending")
+    expect(alice.message("typed on the train").locator(".tick")).to_have_text("🕓")
+    alice.context.set_offline(False)
+    alice.expect_online()
+    bob.open_chat_with(alice.person)
+    expect(bob.message("typed on the train")).to_have_count(1)
+    expect(alice.message("typed on the train")).to_have_attribute("data-status", "read")
+    assert alice.outbox() == []
+
+
 def test_a_message_in_the_outbox_at_a_reload_is_sent_once(browser, site, people) -> None:
     alice, bob = two_people(browser, site, people)
     alice.start_chat_with(bob.person)
