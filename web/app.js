@@ -278,7 +278,8 @@ function render() {
 }
 
 function nameOf(conversation) {
-  return conversation.otherUser?.name || "Someone who left";
+  // null from the server: a user the pool no longer knows; locally: not listed yet.
+  return conversation.otherUser?.name || "Unknown person";
 }
 
 function preview(message) {

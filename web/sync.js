@@ -80,8 +80,9 @@ export class MessageSync {
       if (!message || !message.messageId) continue;
       const isNew = this.store.upsert(message);
       const fromOther = message.senderId !== this.store.me.sub;
-      // Confirm every copy, known or not: it comes again until a confirmation reaches the server.
-      if (fromOther && message.recipientId === this.store.me.sub) this.toConfirm.add(message.messageId);
+      // Confirm every copy sent to this person (to oneself included), known or not: it comes
+      // again until a confirmation reaches the server.
+      if (message.recipientId === this.store.me.sub) this.toConfirm.add(message.messageId);
       if (isNew && fromOther && message.conversationId !== this.visibleConversation && message.status !== "read") {
         const conversation = this.store.conversations.get(message.conversationId);
         if (conversation) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
