@@ -33,6 +33,7 @@ from chatclient.frames import (
     ConversationPage,
     ConversationSummary,
     ErrorCode,
+    HistoryPage,
     MessageStatus,
     UserSummary,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "ErrorCode",
     "Event",
     "EventStream",
+    "HistoryPage",
     "MessageAcked",
     "MessageDeleted",
     "MessageReceived",

@@ -10,7 +10,10 @@ It plays the part of the iOS app's ``WebSocketService`` + ``MessageSync``:
 * confirms every message it receives (``ackMessages``, batched): until then the server
   keeps it pending and sends it again with the next sync;
 * reports each status step (``sent`` → ``delivered`` → ``read``) once, never backwards;
-* sends ``ping`` when it has been quiet, to stay under API Gateway's 10-minute idle timeout.
+* sends ``ping`` when it has been quiet, to stay under API Gateway's 10-minute idle timeout;
+* gives every call a ``requestId`` and matches answers by it (by frame type against a
+  server that does not echo it);
+* reads a conversation's history page by page (:meth:`ChatClient.history`).
 
 Events reach the app through callbacks (:meth:`ChatClient.subscribe`) or an async iterator
 (:meth:`ChatClient.events`). The client is a library: it logs through :mod:`logging` and
@@ -62,6 +65,7 @@ from chatclient.frames import (
     ConversationPage,
     ConversationSummary,
     ErrorCode,
+    HistoryPage,
     MalformedFrame,
     MessageStatus,
     UserSummary,
@@ -98,8 +102,10 @@ class AuthenticationRefused(ChatClientError):
 class _Waiter:
     """A call waiting for the server frame that answers it.
 
-    Protocol v1 has no request ids: answers are matched by frame type (and a key where the
-    answer carries one), first come first served.
+    The call's frame carries ``request_id`` and the server echoes it on the answer, which is
+    how answers are matched. A server that does not echo it (older ones) is still
+    understood: then answers are matched by frame type (and a key where the answer carries
+    one), first come first served.
     """
 
     kind: str
@@ -107,6 +113,7 @@ class _Waiter:
     future: asyncio.Future[dict[str, Any]] = field(repr=False)
     #: Message ids the call is about: an ``error`` naming one of them answers this call.
     concerns: frozenset[str] = frozenset()
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class EventStream:
@@ -550,6 +557,36 @@ class ChatClient:
         answer = await self._call(action_frame("ping"), "pong", None, timeout)
         return str(answer.get("at", ""))
 
+    async def history(
+        self,
+        conversation_id: str,
+        cursor: str | None = None,
+        limit: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> HistoryPage:
+        """A page of one conversation's messages, newest first: both directions, this
+        user's own included, deleted ones as tombstones. What a new device shows first.
+
+        Pass the page's ``cursor`` back for older messages while ``has_more``. Reading
+        changes nothing on the server and reports no :class:`MessageReceived`: messages
+        pending for this device still come (and are confirmed) through sync.
+
+        Args:
+            limit: 1 to 100 messages (the server's default is 50); a page may hold fewer
+                to fit one frame, with ``has_more``.
+
+        Raises:
+            RequestFailed: FORBIDDEN (not a participant), NOT_FOUND (no such
+                conversation), VALIDATION_ERROR (a cursor of another conversation).
+            ConnectionLost, NotConnected, TimeoutError, MalformedFrame.
+        """
+        answer = await self._call(
+            action_frame("getHistory", conversationId=conversation_id, cursor=cursor, limit=limit),
+            "history", conversation_id, timeout,
+        )
+        return HistoryPage.from_wire(answer)
+
     async def _call(
         self, frame: dict[str, Any], kind: str, key: str | None, timeout: float | None,
         concerns: frozenset[str] = frozenset(),
@@ -570,7 +607,7 @@ class ChatClient:
     ) -> dict[str, Any]:
         waiter = self._expect(kind, key, concerns)
         try:
-            await self._send(ws, frame)
+            await self._send(ws, {**frame, "requestId": waiter.request_id})
             # asyncio.timeout rather than wait_for: on 3.11 wait_for can swallow a
             # cancellation that lands as the answer arrives, and close() relies on it.
             async with asyncio.timeout(timeout):
@@ -590,14 +627,27 @@ class ChatClient:
         if waiter in self._waiters:
             self._waiters.remove(waiter)
 
+    def _waiter_for(self, frame: dict[str, Any]) -> _Waiter | None:
+        """The call whose ``requestId`` the frame echoes, if any."""
+        request_id = frame.get("requestId")
+        if not isinstance(request_id, str):
+            return None
+        return next((w for w in self._waiters if w.request_id == request_id), None)
+
     def _answer(self, kind: str, key: str | None, frame: dict[str, Any]) -> bool:
-        for waiter in self._waiters:
-            if waiter.kind == kind and (waiter.key is None or waiter.key == key):
-                self._waiters.remove(waiter)
-                if not waiter.future.done():
-                    waiter.future.set_result(frame)
-                return True
-        return False
+        waiter = self._waiter_for(frame)
+        if waiter is None and "requestId" not in frame:
+            # A server that does not echo requestId, or an answer that is a push
+            # (deleteMessage's messageDeleted): by type and key, first come first served.
+            waiter = next(
+                (w for w in self._waiters if w.kind == kind and (w.key is None or w.key == key)), None
+            )
+        if waiter is None:
+            return False
+        self._waiters.remove(waiter)
+        if not waiter.future.done():
+            waiter.future.set_result(frame)
+        return True
 
     def _fail_waiters(self, error: Exception) -> None:
         waiters, self._waiters = self._waiters, []
@@ -809,7 +859,7 @@ class ChatClient:
                 # that does not know ping yet) is consumed here and not by another call.
                 waiter = self._expect("pong", None)
                 asyncio.get_running_loop().call_later(self.request_timeout, self._forget, waiter)
-                await self._send(ws, action_frame("ping"))
+                await self._send(ws, action_frame("ping", requestId=waiter.request_id))
 
     async def _resend_unacked(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionLost):
@@ -910,6 +960,10 @@ class ChatClient:
         self._emit(MessageDeleted(message_id, str(frame["conversationId"]), str(frame.get("at", ""))))
         self._answer("messageDeleted", message_id, frame)
 
+    def _on_history(self, frame: dict[str, Any]) -> None:
+        if not self._answer("history", str(frame.get("conversationId")), frame):
+            logger.debug("unsolicited history frame ignored")
+
     def _on_answer(self, frame: dict[str, Any]) -> None:
         if not self._answer(frame["type"], None, frame):
             logger.debug("unsolicited %s frame ignored", frame["type"])
@@ -921,10 +975,15 @@ class ChatClient:
         if message_id is not None and message_id in self._outbox:
             self._on_send_error(message_id, code, text)
             return
-        # Errors carry no request id: give it to the call about the message it names, else
-        # to the oldest call (answers come in the order the server finished the requests).
-        named = [w for w in self._waiters if message_id is not None and message_id in w.concerns]
-        candidates = named or self._waiters
+        # The call whose requestId it echoes; from a server that echoes none, the call about
+        # the message it names, else the oldest call (answers come in the order the server
+        # finished the requests).
+        if isinstance(frame.get("requestId"), str):
+            echoed = self._waiter_for(frame)
+            candidates = [echoed] if echoed is not None else []  # a call that gave up
+        else:
+            named = [w for w in self._waiters if message_id is not None and message_id in w.concerns]
+            candidates = named or self._waiters
         if not candidates:
             logger.warning("server error %s: %s", code, text)
             self._emit(ServerError(code, text, message_id))
@@ -956,6 +1015,7 @@ class ChatClient:
         "conversations": _on_answer,
         "users": _on_answer,
         "pong": _on_answer,
+        "history": _on_history,
         "error": _on_error,
     }
 

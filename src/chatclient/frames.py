@@ -19,6 +19,7 @@ __all__ = [
     "ConversationPage",
     "ConversationSummary",
     "ErrorCode",
+    "HistoryPage",
     "MalformedFrame",
     "MessageStatus",
     "UserSummary",
@@ -37,6 +38,7 @@ ACTIONS = (
     "listConversations",
     "findUsers",
     "deleteMessage",
+    "getHistory",
     "ping",
 )
 
@@ -186,6 +188,27 @@ class ConversationPage:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class HistoryPage:
+    """A ``history`` frame: one conversation's messages, newest first (deleted ones as
+    tombstones). Pass ``cursor`` back to get older ones while ``has_more``."""
+
+    conversation_id: str
+    messages: tuple[ChatMessage, ...]
+    cursor: str | None
+    has_more: bool
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> HistoryPage:
+        cursor = data.get("cursor")
+        return cls(
+            conversation_id=_text(data, "conversationId"),
+            messages=tuple(ChatMessage.from_wire(m) for m in data.get("messages", [])),
+            cursor=cursor if isinstance(cursor, str) else None,
+            has_more=data.get("hasMore") is True,
+        )
+
+
 def gateway_error(frame: dict[str, Any]) -> bool:
     """True for API Gateway's own frames (``{"message": "Forbidden", "connectionId": ...}``).
 
@@ -207,11 +230,13 @@ def decode_server_frame(text: str | bytes) -> dict[str, Any]:
     if not isinstance(frame, dict):
         raise MalformedFrame("not a JSON object")
     if gateway_error(frame):
+        # Its requestId is API Gateway's own, not one a client chose: kept under another
+        # name so it is never taken for the answer to a request.
         return {
             "type": "error",
             "code": ErrorCode.INTERNAL.value,
             "message": frame["message"],
-            "requestId": frame.get("requestId"),
+            "gatewayRequestId": frame.get("requestId"),
         }
     if not isinstance(frame.get("type"), str):
         raise MalformedFrame("no type")

@@ -1,5 +1,5 @@
 """The asyncio client's calls against the real stack: markRead, listConversations,
-findUsers, deleteMessage and ping.
+findUsers, deleteMessage, getHistory and ping, each matched to its answer by requestId.
 
 These actions came after sendMessage/syncMessages; the tests skip on a stack that does not
 answer ``ping`` with ``pong`` (the five were added together).
@@ -127,6 +127,50 @@ def test_deleting_a_message_tells_both_participants(stack, named_user):
             assert seen.message_id == message_id
             with pytest.raises(RequestFailed):
                 await bob.delete_message(message_id, timeout=WAIT)  # not the sender
+
+    run(scenario)
+
+
+def test_a_new_device_fills_a_conversation_from_history_page_by_page(stack, named_user):
+    _, alice_tokens = named_user("alice")
+    _, bob_tokens = named_user("bob")
+    _, carol_tokens = named_user("carol")
+
+    async def scenario() -> None:
+        async with client_for(stack, alice_tokens) as alice, client_for(stack, bob_tokens) as bob:
+            await asyncio.gather(alice.wait_online(WAIT), bob.wait_online(WAIT))
+            sent = []
+            for n in range(3):
+                writer, other = (alice, bob) if n % 2 == 0 else (bob, alice)
+                sent.append(await writer.send_message(other.user_id, f"line {n}"))
+                await writer.wait_acked(sent[-1], WAIT)
+        conversation = alice.conversation_with(bob_tokens.sub)
+        # Alice's new phone: a fresh client, nothing pending for her any more.
+        async with client_for(stack, alice_tokens) as phone:
+            pages = [await phone.history(conversation, limit=2, timeout=WAIT)]
+            while pages[-1].has_more and len(pages) < 3:
+                pages.append(await phone.history(conversation, pages[-1].cursor, 2, timeout=WAIT))
+            assert [[m.message_id for m in p.messages] for p in pages] == [[sent[2], sent[1]], [sent[0]]]
+            assert [m.sender_id for m in pages[0].messages] == [alice_tokens.sub, bob_tokens.sub]
+        async with client_for(stack, carol_tokens) as carol:
+            with pytest.raises(RequestFailed) as refused:
+                await carol.history(conversation, timeout=WAIT)
+            assert refused.value.code == "FORBIDDEN"
+
+    run(scenario)
+
+
+def test_calls_of_the_same_kind_in_flight_together_each_get_their_own_answer(stack, named_user):
+    _, alice_tokens = named_user("alice")
+    _, bob_tokens = named_user("bob")
+
+    async def scenario() -> None:
+        async with client_for(stack, alice_tokens) as alice:
+            found_bob, found_alice = await asyncio.gather(
+                alice.find_users("Bob", timeout=WAIT), alice.find_users("Alice", timeout=WAIT)
+            )
+            assert bob_tokens.sub in [u.user_id for u in found_bob]
+            assert alice_tokens.sub not in [u.user_id for u in found_alice]  # never the caller
 
     run(scenario)
 

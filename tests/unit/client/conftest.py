@@ -100,6 +100,9 @@ class FakeChatServer:
         refuse_content: ``sendMessage`` with this content gets a VALIDATION_ERROR.
         silent_actions: actions recorded but never answered.
         answers: a fixed answer frame per action.
+        echo_request_ids: answers carry the ``requestId`` of the frame they answer, as the
+            real server does; off, the server is one from before request ids.
+        history: the messages ``getHistory`` pages through (newest first).
     """
 
     def __init__(self, *, valid_tokens: tuple[str, ...] = ("good",)) -> None:
@@ -114,6 +117,8 @@ class FakeChatServer:
         self.refuse_content: str | None = None
         self.silent_actions: set[str] = set()
         self.answers: dict[str, dict[str, Any]] = {}
+        self.echo_request_ids = False
+        self.history: list[dict[str, Any]] = []
         self.handshakes = 0
         self.tokens_seen: list[str | None] = []
         self.connections: list[ServerConnection] = []
@@ -188,6 +193,8 @@ class FakeChatServer:
             await self._notify()
 
     async def _answer(self, connection: ServerConnection, frame: dict[str, Any]) -> None:
+        if self.echo_request_ids and "requestId" in frame:
+            connection = _Echoing(connection, frame["requestId"])  # type: ignore[assignment]
         action = frame.get("action")
         if action in self.silent_actions:
             return
@@ -207,6 +214,14 @@ class FakeChatServer:
             pass  # one-way, like the real server: a confirmation gets no answer
         elif action == "ping":
             await connection.send(json.dumps({"type": "pong", "at": _now()}))
+        elif action == "getHistory":
+            cursor = str(frame.get("cursor") or "0")
+            start = int(cursor) if cursor.isdigit() else 0
+            end = start + frame.get("limit", 50)
+            more = end < len(self.history)
+            await connection.send(json.dumps({"type": "history", "conversationId": frame["conversationId"],
+                                              "messages": self.history[start:end],
+                                              "cursor": str(end) if more else None, "hasMore": more}))
         elif action == "findUsers":
             await connection.send(json.dumps({"type": "users", "users": [
                 {"userId": BOB, "name": "Bob", "username": "bob"}]}))
@@ -233,6 +248,18 @@ class FakeChatServer:
         await connection.send(ack)
         if self.double_ack:
             await connection.send(ack)
+
+
+class _Echoing:
+    """A connection whose answers carry one request's ``requestId``."""
+
+    def __init__(self, connection: ServerConnection, request_id: Any) -> None:
+        self._connection = connection
+        self._request_id = request_id
+        self.transport = connection.transport
+
+    async def send(self, text: str) -> None:
+        await self._connection.send(json.dumps({**json.loads(text), "requestId": self._request_id}))
 
 
 def _refusal(status: HTTPStatus) -> Response:

@@ -80,6 +80,7 @@ def test_every_frame_the_client_sends_matches_the_document(chat_server, new_clie
                     client.list_conversations(cursor="c", limit=5),
                     client.find_users("bo", limit=3),
                     client.delete_message("m-0"),
+                    client.history("dm_a_b", cursor="c", limit=10),
                     client.ping(),
                 ]
                 for call in calls:
@@ -92,6 +93,10 @@ def test_every_frame_the_client_sends_matches_the_document(chat_server, new_clie
     assert {f["action"] for f in frames} == set(ACTIONS)
     for frame in frames:
         validator(frame["action"]).validate(frame)
+    # Calls name their request; messages and confirmations are matched by messageId.
+    calls = [f for f in frames if f["action"] not in ("sendMessage", "ackMessages")]
+    assert all(isinstance(f.get("requestId"), str) for f in calls)
+    assert len({f["requestId"] for f in calls}) == len(calls)
 
 
 @pytest.mark.parametrize("frame", [

@@ -60,6 +60,7 @@ def test_sync_pages_with_the_cursor_until_has_more_is_false(chat_server, new_cli
             return server.sent("syncMessages"), received
 
     syncs, received = asyncio.run(scenario())
+    assert len({s.pop("requestId") for s in syncs}) == 3  # each page its own request
     assert syncs == [
         {"action": "syncMessages", "limit": 2},
         {"action": "syncMessages", "since": "after-m-1", "limit": 2},

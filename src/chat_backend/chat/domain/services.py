@@ -577,7 +577,6 @@ class ConversationService:
         self._push.post(caller.connection_id, conversations_frame(shown, cursor, has_more), user_id)
         return shown
 
-
     def history(self, caller: Caller, request: GetHistoryRequest) -> HistoryPage:
         """Send the caller a page of one conversation's messages, newest first: both
         directions, the caller's own included, deleted ones as the tombstones they are.
