@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  wsstack up\n"
             "  wsstack up --fresh                                    # forget the saved data\n"
+            "  wsstack up --site web                                 # and serve web/ on port 3000\n"
             "  wsstack up --port 0 --tls-port 0 --emulator-port 0 --state-file .local/b.json   # a second stack\n"
             "  wsstack up -t tests/fixtures/sam_websocket_api/template.yaml --port 0 --log-format json\n"
             "  wsstack up --idle-timeout 5 --integration-timeout 2   # see AWS's limits in seconds"
@@ -141,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "reaches the stage (default: %(default)s)")
     ports.add_argument("--emulator-port", type=int, default=5005, metavar="PORT",
                        help="AWS emulator (moto) port (default: %(default)s)")
+    ports.add_argument("--site-port", type=int, default=3000, metavar="PORT",
+                       help="HTTP port of the --site folder (default: %(default)s)")
+    up.add_argument("--site", metavar="DIR",
+                    help="serve this folder of static files (a browser app) over HTTP on --site-port, with the "
+                    "running stack's URLs and ids as JSON at /wsstack.json (what the state file holds)")
     up.add_argument("--host", type=host_argument, default=DEFAULT_HOST, metavar="ADDRESS",
                     help="address all of the above listen on: 127.0.0.1 for this machine only, 0.0.0.0 for "
                     "every interface (in a container, or for a phone on the same network); URLs still name "
@@ -274,6 +280,8 @@ def _banner(info: Any, app: Any, state: Path, ready_ms: float, data: str = "") -
                      "(signatures are not verified)")
     if data:
         lines.append(data)
+    if info.site_url:
+        lines.append(f"  {'Site':<18}{info.site_url}  (this stack's facts: {info.site_url}wsstack.json)")
     lines.append(f"  {'State file':<18}{state}")
     lines.append(f"  {'Ready in':<18}{ready_ms:.0f} ms")
     return "\n" + "\n".join(lines) + "\n"
@@ -305,6 +313,10 @@ async def _up(args: argparse.Namespace) -> int:
     from wsstack.stack import CODE_CHECK_INTERVAL, LocalStack
 
     state = Path(args.state_file)
+    if args.site is not None and not Path(args.site).is_dir():
+        print(f"wsstack: --site {args.site} is not a folder; name the folder of static files to serve.",
+              file=sys.stderr)
+        return 2
     try:
         # Held while this stack runs: a second `up` naming the same file is refused, and
         # never writes or removes it.
@@ -319,6 +331,7 @@ async def _up(args: argparse.Namespace) -> int:
         users_strict=bool(args.users), limits=_limits(args), function_concurrency=args.function_concurrency,
         code_check_interval=CODE_CHECK_INTERVAL if args.hot_reload else None,
         data_dir=_data_dir(args), fresh=args.fresh,
+        site=Path(args.site) if args.site is not None else None, site_port=args.site_port,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

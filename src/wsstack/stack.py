@@ -34,6 +34,7 @@ from wsstack.gateway.server import Gateway
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outward_address
 from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
+from wsstack.site import SiteServer
 from wsstack.template import DEFAULT_REGION, TemplateError, load_app, read_json_file, resolve
 from wsstack.tls import LocalCertificate
 from wsstack.users import create_users, load_users
@@ -110,6 +111,8 @@ class StackInfo:
     host: str = DEFAULT_HOST
     #: The folder the emulator keeps its data in across restarts; empty: memory only.
     data_dir: str = ""
+    #: The static site served beside the stack (``up --site``): its URL, empty when none.
+    site_url: str = ""
     #: The process serving the stack.
     pid: int = field(default_factory=os.getpid)
 
@@ -137,7 +140,7 @@ class StackInfo:
             if not isinstance(value, kind) or not all(isinstance(v, str) for v in value.values()):
                 return None
             values[name] = value
-        for name in ("websocket_url", "connections_url", "aws_endpoint", "region", "ca_bundle"):
+        for name in ("websocket_url", "connections_url", "aws_endpoint", "region", "ca_bundle", "site_url"):
             value = data.get(name, "")
             if not isinstance(value, str):
                 return None
@@ -493,6 +496,10 @@ class LocalStack:
         data_dir: keep the emulator's tables, pools and users in this folder across
             restarts (one running stack per folder); None keeps them in memory only.
         fresh: discard the data saved in ``data_dir`` and start empty.
+        site: a folder of static files to serve over HTTP beside the stack, with the
+            stack's :class:`StackInfo` at ``/wsstack.json`` (see :mod:`wsstack.site`); None
+            serves none.
+        site_port: the site's port (0 = free port).
     """
 
     def __init__(
@@ -515,6 +522,8 @@ class LocalStack:
         running: StackInfo | None = None,
         data_dir: Path | None = None,
         fresh: bool = False,
+        site: Path | None = None,
+        site_port: int = 0,
     ) -> None:
         self.template = Path(template)
         self.parameters = dict(parameters or {})
@@ -534,6 +543,7 @@ class LocalStack:
             code_check_interval=code_check_interval,
         )
         self.gateways: list[Gateway] = []
+        self.site = SiteServer(site, self._info_json, host=host, port=site_port) if site is not None else None
         self._certificate_dir: tempfile.TemporaryDirectory[str] | None = None
         self.app: App | None = None
         self.info: StackInfo | None = None
@@ -553,8 +563,10 @@ class LocalStack:
         loop = asyncio.get_running_loop()
         # What a running stack may hold is checked before anything starts: every port in use
         # named at once rather than one per attempt, then the data folder.
-        check_ports(self.host, {"--port": self._ports[0], "--tls-port": self._ports[1],
-                                  "--emulator-port": self._emulator_port})
+        ports = {"--port": self._ports[0], "--tls-port": self._ports[1], "--emulator-port": self._emulator_port}
+        if self.site is not None:
+            ports["--site-port"] = self.site.port
+        check_ports(self.host, ports)
         self.emulator.claim()
         # moto takes about as long to boot in its own process as the template takes to read
         # and translate here, so the two overlap; the emulator is always needed.
@@ -627,7 +639,19 @@ class LocalStack:
             host=self.host,
             data_dir=str(self.emulator.data_dir) if self.emulator.data_dir is not None else "",
         )
+        if self.site is not None:
+            try:
+                await self.site.start()
+            except OSError as exc:
+                raise PortInUse(
+                    f"The site could not listen on {self.host} port {self.site.port}: {exc.strerror or exc}; "
+                    "pass --site-port 0 for a free port."
+                ) from None
+            self.info.site_url = self.site.url
         return self.info
+
+    def _info_json(self) -> str:
+        return self.info.to_json() if self.info is not None else "{}"
 
     async def _attach(self, running: StackInfo) -> StackInfo:
         self.region = running.region
@@ -694,6 +718,8 @@ class LocalStack:
         await self._stop(save=True)
 
     async def _stop(self, *, save: bool) -> None:
+        if self.site is not None:
+            await self.site.stop()
         for gateway in reversed(self.gateways):
             await gateway.stop()
         self.gateways.clear()
