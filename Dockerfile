@@ -28,20 +28,21 @@ RUN pip install .
 COPY template.yaml env.local.json users.local.json samconfig.toml ./
 COPY events ./events
 COPY scripts ./scripts
+COPY web ./web
 # .local holds the state file and whatever the stack keeps between runs: the one folder the
 # user writes. A named volume mounted here starts out with this owner.
 RUN mkdir .local && chown chat:chat .local
 
 USER 10001:10001
 # WebSocket and @connections, the same over TLS (domainName), the AWS emulator.
-EXPOSE 3001 3443 5005
+EXPOSE 3000 3001 3443 5005
 # Healthy once every server the state file names answers (it is written when the stack is ready).
 HEALTHCHECK --interval=5s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "wsstack.health", "--state-file", ".local/stack.json"]
 # Every interface of the container, so that published ports reach it; URLs in the state file
 # name 127.0.0.1, which containers sharing its network (network_mode: service:stack) use too.
 # The demo conversation is docker-compose.yml's one-shot `seed`, not part of the stack.
-CMD ["wsstack", "up", "--host", "0.0.0.0", "--state-file", ".local/stack.json"]
+CMD ["wsstack", "up", "--host", "0.0.0.0", "--state-file", ".local/stack.json", "--site", "web"]
 
 # ------------------------------------ sam deploy to LocalStack, and the end-to-end suite
 FROM stack AS tools

@@ -18,7 +18,7 @@ import logging
 import mimetypes
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from wsstack.http11 import Request, Response, ServerProtocol
 
@@ -43,6 +43,8 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".webmanifest": "application/manifest+json",
 }
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 #: Requests carry no body worth reading: a GET with more than this is refused.
 _MAX_BODY = 64 * 1024
@@ -106,13 +108,30 @@ class SiteServer:
         if request.method not in ("GET", "HEAD"):
             return _text(405, "Only GET and HEAD are served here.", {"Allow": "GET, HEAD"})
         if request.path == INFO_PATH:
-            response = Response(200, self._info().encode(), {"Content-Type": "application/json",
-                                                             "Cache-Control": "no-store"})
+            info = self._as_seen_from(request.headers.get("host", ""), self._info())
+            response = Response(200, info.encode(), {"Content-Type": "application/json", "Cache-Control": "no-store"})
         else:
             response = self._file(request.path)
         if request.method == "HEAD":
             response.body = b""
         return response
+
+    def _as_seen_from(self, host_header: str, info: str) -> str:
+        """The stack's facts with its loopback URLs naming the host the browser reached.
+
+        On ``--host 0.0.0.0`` the stack's URLs still name 127.0.0.1, which is right for this
+        machine only: a phone that loaded the page from ``http://192.168.1.5:3000/`` must
+        connect to that address too. (Its TLS URLs then fail the certificate, which names
+        127.0.0.1: such a page uses the plain ``ws://`` and ``http://`` ones.)
+        """
+        if self.host in _LOOPBACK:
+            return info
+        hostname = urlsplit(f"//{host_header}").hostname if host_header else None
+        if not hostname or hostname in _LOOPBACK:
+            return info
+        if ":" in hostname:
+            hostname = f"[{hostname}]"
+        return info.replace("://127.0.0.1:", f"://{hostname}:")
 
     def _file(self, raw_path: str) -> Response:
         path = self._resolve(raw_path)

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,14 @@ def test_the_images_command_serves_its_clients_on_127_0_0_1(tmp_path):
     command = exec_form(stack_stage.last("CMD"))
     assert command[:4] == ["wsstack", "up", "--host", "0.0.0.0"]
     # Fixed ports may be taken on this machine (another stack, another test): free ones.
-    argv = [*here(command), "--port", "0", "--tls-port", "0", "--emulator-port", "0"]
+    argv = [*here(command), "--port", "0", "--tls-port", "0", "--emulator-port", "0", "--site-port", "0"]
 
     stack = ChildProcess(argv, cwd=workdir)
     try:
         stack.expect(lambda line: line.startswith(READY_LINE), 60, "the image's command did not become ready")
         state = json.loads((workdir / ".local" / "stack.json").read_text())
+        with urllib.request.urlopen(state["site_url"], timeout=10) as page:  # the web chat, COPY'd in
+            site = (page.status, page.headers["Content-Type"], b"<script" in page.read())
         health = subprocess.run(here(healthcheck_command(stack_stage)), cwd=workdir, capture_output=True,
                                 text=True, timeout=30)
         seed = subprocess.run(here(compose()["services"]["seed"]["command"]), cwd=workdir, capture_output=True,
@@ -79,6 +82,7 @@ def test_the_images_command_serves_its_clients_on_127_0_0_1(tmp_path):
         assert url.split("://", 1)[1].startswith("127.0.0.1:"), url
     assert "Listening on      0.0.0.0 (every interface" in "".join(stack.output)
     assert "reachable from the network: @connections takes SigV4-signed requests only" in "".join(stack.output)
+    assert site == (200, "text/html; charset=utf-8", True)
     assert (health.returncode, health.stdout) == (0, "wsstack: healthy\n")
     assert seed.returncode == 0, seed.stdout + seed.stderr
     assert "Demo conversation dm_" in seed.stdout
