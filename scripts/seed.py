@@ -60,6 +60,9 @@ def main() -> int:
     alice, bob = (sign_in(target, u, passwords[u]) for u in ("alice", "bob"))
     conversation = conversation_id(alice.sub, bob.sub)
     print(f"  Demo users alice and bob (password {passwords['alice']}): sub {alice.sub} and {bob.sub}")
+    site = None if args.stack_name else json.loads(Path(args.state_file).read_text()).get("site_url")
+    if site:  # `wsstack up --site web`, as `make up` runs it
+        print(f"  Web chat   {site}  (open it in two windows, one private, and sign in as alice and as bob)")
     if has_conversation(target, alice.id_token, conversation):
         # The local stack keeps its data across restarts: `make up` seeds once, not once per start.
         print(f"  Demo conversation {conversation} (kept from the last run)\n")

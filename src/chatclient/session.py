@@ -6,6 +6,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -81,10 +82,23 @@ class ChatSession:
         if message_ids:
             self.send("ackMessages", messageIds=message_ids)
 
+    def request(self, action: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+        """Send ``action`` with a fresh ``requestId`` and return the frame answering it.
+
+        Frames that arrive meanwhile (pushes, answers to other requests) are read and skipped,
+        as :meth:`receive_until` does; bounded by ``timeout``.
+        """
+        request_id = uuid.uuid4().hex
+        self.send(action, requestId=request_id, **fields)
+        return self._receive_matching(lambda frame: frame.get("requestId") == request_id, timeout)
+
     def receive_until(self, frame_type: str, timeout: float = 10.0) -> dict[str, Any]:
         """Skip frames until one of ``frame_type`` arrives (bounded by ``timeout``)."""
+        return self._receive_matching(lambda frame: frame.get("type") == frame_type, timeout)
+
+    def _receive_matching(self, wanted: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             frame = self.receive(timeout=max(0.0, deadline - time.monotonic()))
-            if frame.get("type") == frame_type:
+            if wanted(frame):
                 return frame

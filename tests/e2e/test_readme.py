@@ -66,9 +66,10 @@ def test_the_python_example_sends_to_bob_and_reads_the_ack_and_the_sync(stack, d
     )
 
     assert result.returncode == 0, result.stderr
-    ack, sync = result.stdout.splitlines()
+    ack, sync, history = result.stdout.splitlines()
     assert "'type': 'ack'" in ack and "'status': 'sent'" in ack
     assert "'type': 'sync'" in sync
+    assert "'type': 'history'" in history and "'content': 'hi bob'" in history
 
 
 def test_the_printed_token_opens_a_session_in_websockets_own_client(stack, demo_users, tmp_path):

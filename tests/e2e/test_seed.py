@@ -25,7 +25,8 @@ def test_seed_creates_alice_and_bob_and_a_message_waiting_for_bob(stack, tmp_pat
     if not stack.local:
         pytest.skip("seeds the local stack only here")
     state_file = tmp_path / "stack.json"
-    state_file.write_text(json.dumps(stack.state))
+    # As `make up` runs it, with the web chat: the seed names where to open it.
+    state_file.write_text(json.dumps({**stack.state, "site_url": "http://127.0.0.1:3999/"}))
 
     def seed(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -37,6 +38,7 @@ def test_seed_creates_alice_and_bob_and_a_message_waiting_for_bob(stack, tmp_pat
     result = seed()
     assert result.returncode == 0, result.stderr
     assert "alice" in result.stdout and "bob" in result.stdout
+    assert "Web chat   http://127.0.0.1:3999/  (open it in two windows" in result.stdout
     try:
         # `make up` seeds on every start, and a restarted stack still holds the conversation.
         again = seed()

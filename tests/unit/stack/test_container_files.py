@@ -42,7 +42,8 @@ def test_the_command_serves_every_interface_on_the_exposed_and_published_ports()
     published = {int(mapping.rsplit(":", 1)[1]) for mapping in compose()["services"]["stack"]["ports"]}
 
     assert args.host == "0.0.0.0"
-    assert {args.port, args.tls_port, args.emulator_port} == exposed == published
+    assert args.site == "web"  # the web chat, on its own port
+    assert {args.port, args.tls_port, args.emulator_port, args.site_port} == exposed == published
 
 
 def test_published_ports_stay_on_this_machine_unless_asked():
