@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 up: $(STAMP)
-	$(BIN)/wsstack up --seed '$(BIN)/python scripts/seed.py' $(ARGS)
+	$(BIN)/wsstack up --prewarm --seed '$(BIN)/python scripts/seed.py' $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

@@ -216,6 +216,12 @@ def _run_worker(spec: dict[str, Any], output: int) -> int:
     # Its own process group, as a spawned worker has: killing the group also ends what the
     # handler started.
     os.setsid()
+    with contextlib.suppress(ImportError):
+        # `ps` then names the function a worker runs, as for a spawned worker. Before the
+        # environment changes: setproctitle finds the room for the title next to it.
+        from setproctitle import setproctitle
+
+        setproctitle(f"{sys.executable} -m awslambdaric {spec['handler']}")
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL if signum == signal.SIGCHLD else signal.default_int_handler)
@@ -237,11 +243,6 @@ def _run_worker(spec: dict[str, Any], output: int) -> int:
     sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
     sys.argv = ["-c", spec["handler"]]
     importlib.invalidate_caches()  # the code may have changed since this process looked
-    with contextlib.suppress(ImportError):
-        # `ps` then names the function a worker runs, as for a spawned worker.
-        from setproctitle import setproctitle
-
-        setproctitle(f"{sys.executable} -m awslambdaric {spec['handler']}")
     # Imported here, in the function's environment (see PRELOAD).
     from awslambdaric import bootstrap
     from awslambdaric.lambda_runtime_client import LambdaRuntimeClient

@@ -48,6 +48,7 @@ __all__ = [
     "load_env_vars",
     "local_endpoints",
     "local_event",
+    "prewarm_order",
     "read_state_file",
     "stack_answers",
 ]
@@ -444,6 +445,18 @@ def check_ports(host: str, ports: Mapping[str, int]) -> None:
     )
 
 
+def prewarm_order(app: App) -> list[str]:
+    """The functions worth a worker before the first client: each API's ``$connect`` path
+    (authorizer, then integration) first, then the functions of its other routes."""
+    connect: list[str] = []
+    routes: list[str] = []
+    for api in app.apis.values():
+        for key, route in api.routes.items():
+            names = [route.authorizer.function if route.authorizer else None, route.function]
+            (connect if key == "$connect" else routes).extend(n for n in names if n in app.functions)
+    return list(dict.fromkeys(connect + routes))
+
+
 def _warn_unenforced(app: App) -> None:
     # IAM authorization needs SigV4 checks against IAM policies, which the local stack does
     # not have: it refuses unsigned upgrades but lets in any signature, and says so.
@@ -493,6 +506,12 @@ class LocalStack:
         data_dir: keep the emulator's tables, pools and users in this folder across
             restarts (one running stack per folder); None keeps them in memory only.
         fresh: discard the data saved in ``data_dir`` and start empty.
+        worker_start: how Lambda workers start: ``fork``, ``spawn`` or ``auto`` (see
+            :class:`~wsstack.runtime.LambdaRuntime`).
+        idle_worker_timeout: seconds an idle worker is kept before it is stopped (scale-in);
+            None keeps them.
+        prewarm: start one worker per function of the ``$connect`` path and of every route
+            before :meth:`start` returns, so the first messages are warm.
     """
 
     def __init__(
@@ -515,7 +534,11 @@ class LocalStack:
         running: StackInfo | None = None,
         data_dir: Path | None = None,
         fresh: bool = False,
+        worker_start: str = "auto",
+        idle_worker_timeout: float | None = None,
+        prewarm: bool = False,
     ) -> None:
+        self._prewarm = prewarm
         self.template = Path(template)
         self.parameters = dict(parameters or {})
         self.region = region
@@ -532,6 +555,8 @@ class LocalStack:
         self.runtime = LambdaRuntime(
             default_concurrency=function_concurrency,
             code_check_interval=code_check_interval,
+            worker_start=worker_start,
+            idle_timeout=idle_worker_timeout,
         )
         self.gateways: list[Gateway] = []
         self._certificate_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -612,6 +637,8 @@ class LocalStack:
                 ))
         self._add_functions(app, refs, apis, overrides, endpoint, str(certificate.cert_path) if certificate else None)
         await self.runtime.start()
+        if self._prewarm:
+            await self.runtime.prewarm(prewarm_order(app))
         clients = [r.logical_id for r in app.of_type("AWS::Cognito::UserPoolClient")]
         self.info = StackInfo(
             websocket_url=apis[0].websocket_url if apis else "",
