@@ -51,6 +51,8 @@ import websockets.sync.client
 from stackproc import ROOT, MemorySnapshot, PeakSampler, StackProcess, cpu_seconds, memory_snapshot
 from websockets.asyncio.client import ClientConnection, connect
 
+from wsstack.forkserver import FORK_AVAILABLE
+
 __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
@@ -572,20 +574,48 @@ async def _app_rounds(url: str, connections: int, messages: int, size: int, mete
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
 
+async def _noop_cold_starts(worker_start: str, count: int) -> list[float]:
+    """Seconds from invoking a function with no init to its answer, on ``count`` cold starts.
+
+    One unmeasured cold start first: with forking, it waits for the fork server to import.
+    """
+    from wsstack.model import Function
+    from wsstack.runtime import LambdaRuntime
+
+    runtime = LambdaRuntime(worker_start=worker_start)
+    for i in range(count + 1):
+        runtime.add_function(Function(logical_id=f"Noop{i}", handler="noop.handler", runtime="python3.13",
+                                      code_dir=HERE / "coldstart"), {})
+    await runtime.start()
+    try:
+        walls = []
+        for i in range(count + 1):
+            started = time.perf_counter()
+            result = await runtime.invoke(f"Noop{i}", {})
+            if not (result.ok and result.cold_start):
+                raise RuntimeError(f"the no-init function's cold start failed: {result.error}")
+            if i:
+                walls.append(time.perf_counter() - started)
+        return walls
+    finally:
+        await runtime.stop()
+
+
 def run_app(args: argparse.Namespace, report: Report) -> None:
-    """The app-shaped template from a cold pool: startup, cold starts, load, memory, round trips."""
+    """The app-shaped template from a cold pool: startup, cold starts, load, memory, round trips.
+
+    Three stacks of it: the measured one (cold pool, scale-in at ``--app-idle-timeout``), one
+    started as ``make up`` starts it (``--prewarm``) for the time to its first message, and
+    one with spawned workers for the cold start it replaces.
+    """
     n, c, m, size = args.round_trips, args.connections, args.messages, args.message_bytes
     with _floor_server() as (url, meter):
         floor = asyncio.run(_sequential(url, n, args.warmup, size, meter))
     f50 = _percentile(floor.latencies, 50)
-    extra = shlex.split(args.app_args)
+    extra = [*shlex.split(args.app_args), "--idle-worker-timeout", str(args.app_idle_timeout)]
     with _stack(args, "app", APP_TEMPLATE, None, extra) as stack:
         url = _app_url(stack)
         handshake, first = asyncio.run(_app_first_message(url, size))
-        report.add("app", "wsstack up -> ready", f"{stack.ready_s:.2f} s")
-        report.add("app", "  first handshake (authorizer + $connect)", _ms(handshake))
-        report.add("app", "  first message's echo after it", _ms(first))
-        report.add("app", "  up -> first message answered", f"{stack.ready_s + handshake + first:.2f} s")
         cpu = lambda: cpu_seconds(stack.pid)  # noqa: E731
         cold, warm = asyncio.run(_app_rounds(url, c, m, size, cpu))
         after = memory_snapshot(stack.pid, pss=True)
@@ -593,6 +623,20 @@ def run_app(args: argparse.Namespace, report: Report) -> None:
         ours = asyncio.run(_sequential(url, n, args.warmup, size, cpu))
         post_wall, _ = _boto3_post_cost(stack, n, https=True)
         inits = _cold_starts(stack)
+        idle = None
+        if args.app_idle_seconds:
+            _progress(f"  idle for {args.app_idle_seconds:.0f} s (scale-in after {args.app_idle_timeout:.0f} s)")
+            time.sleep(args.app_idle_seconds)
+            idle = memory_snapshot(stack.pid, pss=True)
+    report.add("app", "wsstack up -> ready (cold pool)", f"{stack.ready_s:.2f} s")
+    report.add("app", "  first handshake (authorizer + $connect)", _ms(handshake))
+    report.add("app", "  first message's echo after it", _ms(first))
+    report.add("app", "  up -> first message answered", f"{stack.ready_s + handshake + first:.2f} s")
+    with _stack(args, "app-prewarm", APP_TEMPLATE, None, [*shlex.split(args.app_args), "--prewarm"]) as warmed:
+        w_handshake, w_first = asyncio.run(_app_first_message(_app_url(warmed), size))
+    report.add("app", "as make up (--prewarm): up -> ready", f"{warmed.ready_s:.2f} s")
+    report.add("app", "  first handshake / first echo", f"{_ms(w_handshake)} / {_ms(w_first)}")
+    report.add("app", "  up -> first message answered", f"{warmed.ready_s + w_handshake + w_first:.2f} s")
     cold99, warm99 = _percentile(cold.latencies, 99), _percentile(warm.latencies, 99)
     report.add("app", f"{c} x {m} from a cold pool, messages/s", f"{cold.rate:,.0f}/s",
                f">= 0.8x warm ({0.8 * warm.rate:,.0f}/s)", cold.rate >= 0.8 * warm.rate)
@@ -606,11 +650,29 @@ def run_app(args: argparse.Namespace, report: Report) -> None:
         report.add("app", f"worker cold starts ({len(values)}): init p50 / max",
                    f"{statistics.median(values):.1f} / {max(values):.1f} ms", "<= 50 ms",
                    statistics.median(values) <= 50)
+    forked = asyncio.run(_noop_cold_starts("fork", 5)) if FORK_AVAILABLE else []
+    spawned_noop = asyncio.run(_noop_cold_starts("spawn", 5))
+    if forked:
+        report.add("app", "cold start of a function with no init, forked: p50 of 5",
+                   _ms(statistics.median(forked)), "<= 50 ms", statistics.median(forked) <= 0.050)
+    report.add("app", "  the same, spawned: p50 of 5", _ms(statistics.median(spawned_noop)))
+    if "spawn" not in args.app_args:
+        with _stack(args, "app-spawn", APP_TEMPLATE, None, [*shlex.split(args.app_args), "--worker-start", "spawn"]) \
+                as spawned:
+            asyncio.run(_app_first_message(_app_url(spawned), size))
+            spawn_inits = [ms for _, ms in _cold_starts(spawned)]
+        if spawn_inits:
+            report.add("app", f"  the spawn path's cold starts ({len(spawn_inits)}): init p50",
+                       f"{statistics.median(spawn_inits):.1f} ms")
     pss = after.total_pss_mb
     report.add("app", "whole stack after the load: RSS", f"{after.total_mb:.0f} MB ({processes} processes)")
     report.add("app", "  PSS (shared pages split)", "n/a" if pss is None else f"{pss:.0f} MB",
                "<= 350 MB", None if pss is None else pss <= 350)
-    report.add("app", f"  workers ({after.workers} processes)", f"{after.workers_mb:.0f} MB RSS")
+    report.add("app", f"  workers ({after.workers} processes, + the fork server)", f"{after.workers_mb:.0f} MB RSS")
+    if idle is not None and idle.total_pss_mb is not None:
+        label = f"  PSS after {args.app_idle_seconds:.0f} s idle (scale-in after {args.app_idle_timeout:.0f} s)"
+        report.add("app", label, f"{idle.total_pss_mb:.0f} MB ({idle.workers} workers)", "<= 200 MB",
+                   idle.total_pss_mb <= 200)
     s50, s99 = _percentile(ours.latencies, 50), _percentile(ours.latencies, 99)
     budget = f50 + post_wall + 0.0004
     report.add("app", f"floor p50, {n} sequential", _ms(f50))
@@ -619,7 +681,9 @@ def run_app(args: argparse.Namespace, report: Report) -> None:
                f"p50 <= floor + post + 0.4 ms ({_ms(budget)})", s50 <= budget)
     report.add("app", "  CPU per round trip, stack", _cpu_text(ours))
     report.note("app: benchmarks/app/template.yaml, started with no --env-vars, so the echo posts through "
-                "https://{domainName}/{stage} with the stack's CA; init is the runtime's own figure per cold start.")
+                "https://{domainName}/{stage} with the stack's CA; init is the runtime's own figure per cold start "
+                "(from the invocation's arrival to the worker's first poll: the fork or spawn, plus the "
+                "function module's own imports).")
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace, Report], None]] = {
@@ -676,6 +740,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-seed", action="store_true", help="startup: skip the variant with the seed script")
     parser.add_argument("--app-args", default="", metavar="ARGS",
                         help="app: further wsstack up arguments for its stack, e.g. '--worker-start spawn'")
+    parser.add_argument("--app-idle-timeout", type=float, default=20.0, metavar="SECONDS",
+                        help="app: the stack's --idle-worker-timeout (default %(default)s)")
+    parser.add_argument("--app-idle-seconds", type=float, default=40.0, metavar="SECONDS",
+                        help="app: seconds idle after the load before memory is read again; 0 skips it "
+                        "(default %(default)s)")
     parser.add_argument("--stack-log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="the stack's --log-level; INFO is what make up runs (default %(default)s)")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy each stack's log into DIR")

@@ -427,6 +427,8 @@ class LambdaRuntime:
         self._fork_server: ForkServer | None = None
         self._fork_starting: asyncio.Task[ForkServer | None] | None = None
         self._fork_servers_started = 0
+        #: Preload Powertools too; None: decide from the functions added (see prepare()).
+        self._powertools: bool | None = None
         if default_concurrency is None:
             default_concurrency = DEFAULT_CONCURRENCY
         if default_concurrency < 1:
@@ -479,6 +481,18 @@ class LambdaRuntime:
             if watch is None:
                 watch = self._watches[root] = _CodeWatch(root, self._code_check_interval)
         self._pools[fn.logical_id] = _Pool(fn, self._environment(fn, environment, region), region, limit, watch)
+
+    def prepare(self, code_dirs: list[Path]) -> None:
+        """Begin starting the fork server now, for functions whose code is in ``code_dirs``.
+
+        It imports for most of a second; a caller that knows the functions before it can add
+        them (their environment waits on other resources) overlaps that with its own work.
+        Optional: :meth:`start` starts it otherwise. Needs a running event loop.
+        """
+        if self._worker_start == "spawn" or not FORK_AVAILABLE or self._stopped:
+            return
+        self._powertools = any(forkserver.uses_powertools(str(code_dir)) for code_dir in code_dirs)
+        self._spawn_task(self._forker())
 
     async def start(self) -> None:
         """Start serving the Runtime API. Workers start later, when invocations need them."""
@@ -895,8 +909,10 @@ class LambdaRuntime:
         return await asyncio.shield(self._fork_starting)
 
     async def _start_fork_server(self) -> ForkServer | None:
-        powertools = any(forkserver.uses_powertools(str(pool.fn.code_dir))
-                         for pool in self._pools.values() if self._forks(pool))
+        powertools = self._powertools
+        if powertools is None:
+            powertools = any(forkserver.uses_powertools(str(pool.fn.code_dir))
+                             for pool in self._pools.values() if self._forks(pool))
         server = ForkServer(self._python, powertools, self._log)
         try:
             await server.start()

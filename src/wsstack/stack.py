@@ -445,16 +445,17 @@ def check_ports(host: str, ports: Mapping[str, int]) -> None:
     )
 
 
-def prewarm_order(app: App) -> list[str]:
+def prewarm_order(app: App) -> tuple[list[str], list[str]]:
     """The functions worth a worker before the first client: each API's ``$connect`` path
-    (authorizer, then integration) first, then the functions of its other routes."""
+    (authorizer, then integration), and the functions of its other routes (each once)."""
     connect: list[str] = []
     routes: list[str] = []
     for api in app.apis.values():
         for key, route in api.routes.items():
             names = [route.authorizer.function if route.authorizer else None, route.function]
             (connect if key == "$connect" else routes).extend(n for n in names if n in app.functions)
-    return list(dict.fromkeys(connect + routes))
+    connect = list(dict.fromkeys(connect))
+    return connect, [name for name in dict.fromkeys(routes) if name not in connect]
 
 
 def _warn_unenforced(app: App) -> None:
@@ -539,6 +540,7 @@ class LocalStack:
         prewarm: bool = False,
     ) -> None:
         self._prewarm = prewarm
+        self._prewarming: asyncio.Future[Any] | None = None
         self.template = Path(template)
         self.parameters = dict(parameters or {})
         self.region = region
@@ -586,6 +588,8 @@ class LocalStack:
         emulator = loop.run_in_executor(None, functools.partial(self.emulator.start, announce=False))
         try:
             app = self.app = load_app(self.template, self.parameters, region=self.region)
+            # The fork server imports for most of a second: alongside the emulator's start.
+            self.runtime.prepare([fn.code_dir for fn in app.functions.values()])
             if self._require_api and not app.apis:
                 raise TemplateError(
                     f"{self.template} declares no WebSocket API; add an AWS::Serverless::WebSocketApi "
@@ -638,7 +642,11 @@ class LocalStack:
         self._add_functions(app, refs, apis, overrides, endpoint, str(certificate.cert_path) if certificate else None)
         await self.runtime.start()
         if self._prewarm:
-            await self.runtime.prewarm(prewarm_order(app))
+            # The $connect path before ready, so the first handshake is warm; the routes'
+            # functions right after, while the developer opens a client.
+            connect_path, routes = prewarm_order(app)
+            await self.runtime.prewarm(connect_path)
+            self._prewarming = asyncio.ensure_future(self.runtime.prewarm(routes))
         clients = [r.logical_id for r in app.of_type("AWS::Cognito::UserPoolClient")]
         self.info = StackInfo(
             websocket_url=apis[0].websocket_url if apis else "",
@@ -721,6 +729,8 @@ class LocalStack:
         await self._stop(save=True)
 
     async def _stop(self, *, save: bool) -> None:
+        if self._prewarming is not None:
+            self._prewarming.cancel()
         for gateway in reversed(self.gateways):
             await gateway.stop()
         self.gateways.clear()
