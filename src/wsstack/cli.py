@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="stop a worker idle this long, as Lambda reclaims unused environments; "
                            "the next invocation is a cold start again; 0 keeps them (default: %(default)s)")
     functions.add_argument("--prewarm", action="store_true",
-                           help="before ready, start one worker per function of the $connect path and of "
-                           "every route, so the first messages are warm")
+                           help="start one worker per function of the $connect path and $default before "
+                           "ready, and of every other route right after, so the first messages are warm")
 
     invoke = sub.add_parser(
         "invoke", help="run one function of the template on an event (like sam local invoke)",

@@ -446,16 +446,17 @@ def check_ports(host: str, ports: Mapping[str, int]) -> None:
 
 
 def prewarm_order(app: App) -> tuple[list[str], list[str]]:
-    """The functions worth a worker before the first client: each API's ``$connect`` path
-    (authorizer, then integration), and the functions of its other routes (each once)."""
-    connect: list[str] = []
+    """The functions worth a worker before the first client, in two lists: those a first
+    message needs (each API's ``$connect`` path, authorizer first, and its ``$default`` route,
+    which takes every frame no other route matches), then the other routes' functions."""
+    first: list[str] = []
     routes: list[str] = []
     for api in app.apis.values():
         for key, route in api.routes.items():
             names = [route.authorizer.function if route.authorizer else None, route.function]
-            (connect if key == "$connect" else routes).extend(n for n in names if n in app.functions)
-    connect = list(dict.fromkeys(connect))
-    return connect, [name for name in dict.fromkeys(routes) if name not in connect]
+            (first if key in ("$connect", "$default") else routes).extend(n for n in names if n in app.functions)
+    first = list(dict.fromkeys(first))
+    return first, [name for name in dict.fromkeys(routes) if name not in first]
 
 
 def _warn_unenforced(app: App) -> None:
@@ -511,8 +512,9 @@ class LocalStack:
             :class:`~wsstack.runtime.LambdaRuntime`).
         idle_worker_timeout: seconds an idle worker is kept before it is stopped (scale-in);
             None keeps them.
-        prewarm: start one worker per function of the ``$connect`` path and of every route
-            before :meth:`start` returns, so the first messages are warm.
+        prewarm: start one worker per function of the ``$connect`` path and ``$default`` before
+            :meth:`start` returns, and of every other route right after (see
+            :func:`prewarm_order`), so the first messages are warm.
     """
 
     def __init__(
@@ -642,10 +644,10 @@ class LocalStack:
         self._add_functions(app, refs, apis, overrides, endpoint, str(certificate.cert_path) if certificate else None)
         await self.runtime.start()
         if self._prewarm:
-            # The $connect path before ready, so the first handshake is warm; the routes'
-            # functions right after, while the developer opens a client.
-            connect_path, routes = prewarm_order(app)
-            await self.runtime.prewarm(connect_path)
+            # The $connect path and $default before ready, so the first handshake and message
+            # are warm; the other routes' functions right after, while a client opens.
+            first, routes = prewarm_order(app)
+            await self.runtime.prewarm(first)
             self._prewarming = asyncio.ensure_future(self.runtime.prewarm(routes))
         clients = [r.logical_id for r in app.of_type("AWS::Cognito::UserPoolClient")]
         self.info = StackInfo(
