@@ -281,11 +281,14 @@ class ForkServer:
         python: The interpreter; the fork server runs it, so workers run it too.
         powertools: Import Powertools too before forking.
         log: Where its start, and an unexpected exit, are reported.
+        env: Its environment: what it imports with (``PYTHONPATH``). Each worker gets its
+            own in its request; nothing else of this one reaches a worker.
     """
 
-    def __init__(self, python: str, powertools: bool, log: logging.Logger) -> None:
+    def __init__(self, python: str, powertools: bool, log: logging.Logger, env: dict[str, str] | None = None) -> None:
         self.python = python
         self.powertools = powertools
+        self.env = env
         self._log = log
         self._process: asyncio.subprocess.Process | None = None
         self._control: socket.socket | None = None
@@ -311,7 +314,7 @@ class ForkServer:
             self._process = await asyncio.create_subprocess_exec(
                 self.python, "-c", "import sys; from wsstack.forkserver import main; main()",
                 str(theirs.fileno()), *(["--powertools"] if self.powertools else []),
-                pass_fds=[theirs.fileno()], stdin=asyncio.subprocess.DEVNULL,
+                pass_fds=[theirs.fileno()], stdin=asyncio.subprocess.DEVNULL, env=self.env,
                 # Away from our terminal's process group: Ctrl-C stops the stack, which stops it.
                 start_new_session=True,
             )

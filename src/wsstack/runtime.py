@@ -913,7 +913,10 @@ class LambdaRuntime:
         if powertools is None:
             powertools = any(forkserver.uses_powertools(str(pool.fn.code_dir))
                              for pool in self._pools.values() if self._forks(pool))
-        server = ForkServer(self._python, powertools, self._log)
+        # Imports with the same path as a spawned worker; the rest of our environment stays here.
+        env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+        env["PYTHONPATH"] = os.pathsep.join(self._library_path())
+        server = ForkServer(self._python, powertools, self._log, env)
         try:
             await server.start()
         except (OSError, ForkServerGone) as exc:
