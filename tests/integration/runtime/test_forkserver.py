@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -142,3 +143,24 @@ def test_prewarmed_function_answers_its_first_invocation_warm(run_runtime, funct
     assert ready["Act"] is not None and again == {}
     assert result.ok and not result.cold_start and result.init_ms is None
     assert second.payload == result.payload
+
+
+@needs_fork
+def test_function_that_ships_its_own_boto3_is_spawned_not_forked(run_runtime, function, tmp_path):
+    # GIVEN a function whose code folder vendors boto3: the fork server's copy must not shadow it
+    (tmp_path / "boto3").mkdir()
+    (tmp_path / "boto3" / "__init__.py").write_text("VENDORED = True\n")
+    (tmp_path / "app.py").write_text("import os\nimport boto3\n\n"
+                                     "def handler(event, context):\n"
+                                     "    return {'pid': os.getpid(), 'vendored': getattr(boto3, 'VENDORED', False)}\n")
+
+    async def scenario(runtime):
+        result = await runtime.invoke("Vendored", {})
+        return result, psutil.Process(result.payload["pid"]).ppid()
+
+    fn = dataclasses.replace(function("Vendored", "app.handler"), code_dir=tmp_path)
+    result, parent = run_runtime(scenario, (fn, {}))
+
+    # THEN it runs in a worker of its own, started by the runtime, with its own boto3
+    assert result.ok and result.payload["vendored"] is True
+    assert parent == os.getpid()
