@@ -248,7 +248,11 @@ class ServerProtocol(asyncio.Protocol):
 
     def _answered(self, future: asyncio.Future[Response]) -> None:
         if future is not self._pending:
-            return  # the connection went away meanwhile
+            # The connection went away meanwhile: nobody gets the answer. An error set on it
+            # (a worker retired as the stack stops) is taken here, or asyncio logs it as lost.
+            if not future.cancelled():
+                future.exception()
+            return
         self._pending = None
         if future.cancelled():
             return
