@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 up: $(STAMP)
-	$(BIN)/wsstack up --site web --seed '$(BIN)/python scripts/seed.py' $(ARGS)
+	$(BIN)/wsstack up --site web --prewarm --seed '$(BIN)/python scripts/seed.py' $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

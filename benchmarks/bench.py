@@ -9,6 +9,10 @@ Scenarios (``--only`` picks some):
   ``websockets`` echo server measured in the same run.
 * ``throughput``: many connections sending at once; messages/s, latency, and the memory of
   the whole stack (gateway + workers + emulator) at its peak.
+* ``app``: a template shaped like a real app (ten functions importing boto3 and Powertools,
+  a REQUEST authorizer on ``$connect``, the echo posting through ``https://{domainName}/{stage}``),
+  from a cold pool: launch to ready and to the first message, cold starts, the same load from
+  a cold then a warm pool, memory after it, and sequential round trips against the floor.
 * ``idle``: many idle connections held at once; the gateway process's memory.
 
 Every server runs in a process of its own on 127.0.0.1, as ``make up`` runs it, and every
@@ -25,6 +29,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shlex
 import socket
@@ -46,13 +51,18 @@ import websockets.sync.client
 from stackproc import ROOT, MemorySnapshot, PeakSampler, StackProcess, cpu_seconds, memory_snapshot
 from websockets.asyncio.client import ClientConnection, connect
 
+from wsstack.forkserver import FORK_AVAILABLE
+
 __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
 ECHO_TEMPLATE = HERE / "echo" / "template.yaml"
 ECHO_ENV = HERE / "echo" / "env.json"
 CHAT_TEMPLATE = ROOT / "template.yaml"
-SCENARIOS = ("startup", "rtt", "throughput", "idle")
+APP_TEMPLATE = HERE / "app" / "template.yaml"
+#: The token the app's authorizer allows (benchmarks/app/functions/authorizer.py).
+APP_TOKEN = "bench-token"
+SCENARIOS = ("startup", "rtt", "throughput", "app", "idle")
 #: No single reply may take longer than this; a stuck stack fails the scenario, never hangs it.
 REPLY_TIMEOUT = 10.0
 
@@ -185,6 +195,12 @@ async def _sequential(url: str, count: int, warmup: int, size: int, meter: Meter
         samples = [await _round_trip(ws, _payload(seq, size)) for seq in range(count)]
         wall, after = time.perf_counter() - started, meter()
     return Run(samples, wall, _per_message(before, after, count), first)
+
+
+async def _timed_connect(url: str) -> tuple[ClientConnection, float]:
+    started = time.perf_counter()
+    ws = await _connect(url)
+    return ws, time.perf_counter() - started
 
 
 async def _one_client(ws: ClientConnection, base: int, messages: int, size: int, out: list[float]) -> None:
@@ -390,15 +406,25 @@ def run_rtt(args: argparse.Namespace, report: Report) -> None:
                 "its own here, from this process against the same stack, so the stack's share can be read off.")
 
 
-def _boto3_post_cost(stack: StackProcess, n: int) -> tuple[float, float]:
-    """Median seconds and mean CPU seconds of one boto3 post_to_connection to a live connection."""
+def _boto3_post_cost(stack: StackProcess, n: int, https: bool = False) -> tuple[float, float]:
+    """Median seconds and mean CPU seconds of one boto3 post_to_connection to a live connection.
+
+    With ``https``, through ``https://{domainName}/{stage}`` trusting the stack's CA, as the
+    app's functions post; else through the plain-HTTP ``connections_url``.
+    """
     import boto3
 
+    endpoint, verify = str(stack.state["connections_url"]).removesuffix("/@connections"), None
+    url = stack.websocket_url
+    if https:
+        api = stack.state["apis"][0]  # type: ignore[index]
+        endpoint = urlsplit(api["secure_websocket_url"])._replace(scheme="https").geturl()
+        verify, url = stack.state["ca_bundle"], _app_url(stack)
     client = boto3.client(
-        "apigatewaymanagementapi", endpoint_url=str(stack.state["connections_url"]).removesuffix("/@connections"),
+        "apigatewaymanagementapi", endpoint_url=endpoint, verify=verify,
         region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench",
     )
-    with websockets.sync.client.connect(stack.websocket_url) as ws:
+    with websockets.sync.client.connect(url) as ws:
         ws.send("whoami")
         connection_id = ws.recv(timeout=REPLY_TIMEOUT)
         walls = []
@@ -508,10 +534,163 @@ def run_idle(args: argparse.Namespace, report: Report) -> None:
     report.add("idle", "gateway RSS after closing", f"{after:.0f} MB")
 
 
+def _app_url(stack: StackProcess) -> str:
+    return f"{stack.websocket_url}?token={APP_TOKEN}"
+
+
+#: The runtime's line for a cold start: "<Function> <request id> <ms> ms cold (init <ms> ms) ...".
+_COLD_LINE = re.compile(r"(\w+) \S+ [\d.]+ ms cold \(init ([\d.]+) ms\)")
+
+
+def _cold_starts(stack: StackProcess) -> list[tuple[str, float]]:
+    """Every cold start the stack logged so far: the function and its init in ms."""
+    text = stack.log_file.read_text(encoding="utf-8", errors="replace")
+    return [(m.group(1), float(m.group(2))) for m in _COLD_LINE.finditer(text)]
+
+
+async def _app_first_message(url: str, size: int) -> tuple[float, float]:
+    """Seconds for the first handshake (authorizer + $connect) and the first echo after it."""
+    ws, handshake = await _timed_connect(url)
+    try:
+        return handshake, await _round_trip(ws, _payload(-1, size))
+    finally:
+        await ws.close()
+
+
+async def _app_rounds(url: str, connections: int, messages: int, size: int, meter: Meter) -> list[Run]:
+    """The same load twice on the same connections: from the cold pool, then on the warm one."""
+    sockets = [await _connect(url) for _ in range(connections)]
+    runs = []
+    try:
+        for _ in range(2):
+            latencies: list[float] = []
+            before, started = meter(), time.perf_counter()
+            await asyncio.gather(*(_one_client(ws, i * messages, messages, size, latencies)
+                                   for i, ws in enumerate(sockets)))
+            wall, after = time.perf_counter() - started, meter()
+            runs.append(Run(latencies, wall, _per_message(before, after, len(latencies))))
+        return runs
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+async def _noop_cold_starts(worker_start: str, count: int) -> list[float]:
+    """Seconds from invoking a function with no init to its answer, on ``count`` cold starts.
+
+    One unmeasured cold start first: with forking, it waits for the fork server to import.
+    """
+    from wsstack.model import Function
+    from wsstack.runtime import LambdaRuntime
+
+    runtime = LambdaRuntime(worker_start=worker_start)
+    for i in range(count + 1):
+        runtime.add_function(Function(logical_id=f"Noop{i}", handler="noop.handler", runtime="python3.13",
+                                      code_dir=HERE / "coldstart"), {})
+    await runtime.start()
+    try:
+        walls = []
+        for i in range(count + 1):
+            started = time.perf_counter()
+            result = await runtime.invoke(f"Noop{i}", {})
+            if not (result.ok and result.cold_start):
+                raise RuntimeError(f"the no-init function's cold start failed: {result.error}")
+            if i:
+                walls.append(time.perf_counter() - started)
+        return walls
+    finally:
+        await runtime.stop()
+
+
+def run_app(args: argparse.Namespace, report: Report) -> None:
+    """The app-shaped template from a cold pool: startup, cold starts, load, memory, round trips.
+
+    Three stacks of it: the measured one (cold pool, scale-in at ``--app-idle-timeout``), one
+    started as ``make up`` starts it (``--prewarm``) for the time to its first message, and
+    one with spawned workers for the cold start it replaces.
+    """
+    n, c, m, size = args.round_trips, args.connections, args.messages, args.message_bytes
+    with _floor_server() as (url, meter):
+        floor = asyncio.run(_sequential(url, n, args.warmup, size, meter))
+    f50 = _percentile(floor.latencies, 50)
+    extra = [*shlex.split(args.app_args), "--idle-worker-timeout", str(args.app_idle_timeout)]
+    with _stack(args, "app", APP_TEMPLATE, None, extra) as stack:
+        url = _app_url(stack)
+        handshake, first = asyncio.run(_app_first_message(url, size))
+        cpu = lambda: cpu_seconds(stack.pid)  # noqa: E731
+        cold, warm = asyncio.run(_app_rounds(url, c, m, size, cpu))
+        after = memory_snapshot(stack.pid, pss=True)
+        processes = len(psutil.Process(stack.pid).children(recursive=True)) + 1
+        ours = asyncio.run(_sequential(url, n, args.warmup, size, cpu))
+        post_wall, _ = _boto3_post_cost(stack, n, https=True)
+        inits = _cold_starts(stack)
+        idle = None
+        if args.app_idle_seconds:
+            _progress(f"  idle for {args.app_idle_seconds:.0f} s (scale-in after {args.app_idle_timeout:.0f} s)")
+            time.sleep(args.app_idle_seconds)
+            idle = memory_snapshot(stack.pid, pss=True)
+    report.add("app", "wsstack up -> ready (cold pool)", f"{stack.ready_s:.2f} s")
+    report.add("app", "  first handshake (authorizer + $connect)", _ms(handshake))
+    report.add("app", "  first message's echo after it", _ms(first))
+    report.add("app", "  up -> first message answered", f"{stack.ready_s + handshake + first:.2f} s")
+    with _stack(args, "app-prewarm", APP_TEMPLATE, None, [*shlex.split(args.app_args), "--prewarm"]) as warmed:
+        w_handshake, w_first = asyncio.run(_app_first_message(_app_url(warmed), size))
+    report.add("app", "as make up (--prewarm): up -> ready", f"{warmed.ready_s:.2f} s")
+    report.add("app", "  first handshake / first echo", f"{_ms(w_handshake)} / {_ms(w_first)}")
+    report.add("app", "  up -> first message answered", f"{warmed.ready_s + w_handshake + w_first:.2f} s")
+    cold99, warm99 = _percentile(cold.latencies, 99), _percentile(warm.latencies, 99)
+    report.add("app", f"{c} x {m} from a cold pool, messages/s", f"{cold.rate:,.0f}/s",
+               f">= 0.8x warm ({0.8 * warm.rate:,.0f}/s)", cold.rate >= 0.8 * warm.rate)
+    report.add("app", "  cold pool p50 / p99", f"{_ms(_percentile(cold.latencies, 50))} / {_ms(cold99)}",
+               f"p99 <= 3x warm ({_ms(3 * warm99)})", cold99 <= 3 * warm99)
+    report.add("app", f"{c} x {m} again on the warm pool, messages/s", f"{warm.rate:,.0f}/s")
+    report.add("app", "  warm pool p50 / p99", f"{_ms(_percentile(warm.latencies, 50))} / {_ms(warm99)}")
+    report.add("app", "  CPU per message, warm", _cpu_text(warm))
+    if inits:
+        values = [ms for _, ms in inits]
+        report.add("app", f"worker cold starts ({len(values)}): init p50 / max",
+                   f"{statistics.median(values):.1f} / {max(values):.1f} ms", "<= 50 ms",
+                   statistics.median(values) <= 50)
+    forked = asyncio.run(_noop_cold_starts("fork", 5)) if FORK_AVAILABLE else []
+    spawned_noop = asyncio.run(_noop_cold_starts("spawn", 5))
+    if forked:
+        report.add("app", "cold start of a function with no init, forked: p50 of 5",
+                   _ms(statistics.median(forked)), "<= 50 ms", statistics.median(forked) <= 0.050)
+    report.add("app", "  the same, spawned: p50 of 5", _ms(statistics.median(spawned_noop)))
+    if "spawn" not in args.app_args:
+        with _stack(args, "app-spawn", APP_TEMPLATE, None, [*shlex.split(args.app_args), "--worker-start", "spawn"]) \
+                as spawned:
+            asyncio.run(_app_first_message(_app_url(spawned), size))
+            spawn_inits = [ms for _, ms in _cold_starts(spawned)]
+        if spawn_inits:
+            report.add("app", f"  the spawn path's cold starts ({len(spawn_inits)}): init p50",
+                       f"{statistics.median(spawn_inits):.1f} ms")
+    pss = after.total_pss_mb
+    report.add("app", "whole stack after the load: RSS", f"{after.total_mb:.0f} MB ({processes} processes)")
+    report.add("app", "  PSS (shared pages split)", "n/a" if pss is None else f"{pss:.0f} MB",
+               "<= 350 MB", None if pss is None else pss <= 350)
+    report.add("app", f"  workers ({after.workers} processes, + the fork server)", f"{after.workers_mb:.0f} MB RSS")
+    if idle is not None and idle.total_pss_mb is not None:
+        label = f"  PSS after {args.app_idle_seconds:.0f} s idle (scale-in after {args.app_idle_timeout:.0f} s)"
+        report.add("app", label, f"{idle.total_pss_mb:.0f} MB ({idle.workers} workers)", "<= 200 MB",
+                   idle.total_pss_mb <= 200)
+    s50, s99 = _percentile(ours.latencies, 50), _percentile(ours.latencies, 99)
+    budget = f50 + post_wall + 0.0004
+    report.add("app", f"floor p50, {n} sequential", _ms(f50))
+    report.add("app", "the echo's boto3 post over https alone, p50", _ms(post_wall))
+    report.add("app", f"stack p50 / p99, {n} sequential", f"{_ms(s50)} / {_ms(s99)}",
+               f"p50 <= floor + post + 0.4 ms ({_ms(budget)})", s50 <= budget)
+    report.add("app", "  CPU per round trip, stack", _cpu_text(ours))
+    report.note("app: benchmarks/app/template.yaml, started with no --env-vars, so the echo posts through "
+                "https://{domainName}/{stage} with the stack's CA; init is the runtime's own figure per cold start "
+                "(from the invocation's arrival to the worker's first poll: the fork or spawn, plus the "
+                "function module's own imports).")
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, Report], None]] = {
     "startup": run_startup,
     "rtt": run_rtt,
     "throughput": run_throughput,
+    "app": run_app,
     "idle": run_idle,
 }
 
@@ -559,6 +738,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--startup-runs", type=_positive, default=3,
                         help="startup: measured launches per variant, after one unmeasured (default %(default)s)")
     parser.add_argument("--no-seed", action="store_true", help="startup: skip the variant with the seed script")
+    parser.add_argument("--app-args", default="", metavar="ARGS",
+                        help="app: further wsstack up arguments for its stack, e.g. '--worker-start spawn'")
+    parser.add_argument("--app-idle-timeout", type=float, default=20.0, metavar="SECONDS",
+                        help="app: the stack's --idle-worker-timeout (default %(default)s)")
+    parser.add_argument("--app-idle-seconds", type=float, default=40.0, metavar="SECONDS",
+                        help="app: seconds idle after the load before memory is read again; 0 skips it "
+                        "(default %(default)s)")
     parser.add_argument("--stack-log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="the stack's --log-level; INFO is what make up runs (default %(default)s)")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy each stack's log into DIR")

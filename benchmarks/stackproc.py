@@ -62,7 +62,8 @@ class MemorySnapshot:
 def _classified(pid: int) -> list[tuple[psutil.Process, str]]:
     """The stack process and its descendants, each with its group.
 
-    A worker is a process running ``awslambdaric`` and the emulator one running
+    A worker is a process running ``awslambdaric`` (a forked one names it in its title; the
+    fork server counts with the workers, not as one) and the emulator one running
     ``wsstack.emulator``; anything they start belongs to their group, so a handler's own
     children count with the workers.
     """
@@ -79,8 +80,8 @@ def _classified(pid: int) -> list[tuple[psutil.Process, str]]:
             cmdline, parent = " ".join(proc.cmdline()), proc.ppid()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if "awslambdaric" in cmdline:
-            group = "workers"
+        if "awslambdaric" in cmdline or "wsstack.forkserver" in cmdline:
+            group = "workers"  # the fork server's memory is the workers' shared part
         elif "wsstack.emulator" in cmdline:
             group = "emulator"
         else:
@@ -307,6 +308,6 @@ def _kill_if_alive(pid: int) -> None:
         cmdline = " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return
-    if "awslambdaric" in cmdline or "wsstack.emulator" in cmdline:
+    if any(name in cmdline for name in ("awslambdaric", "wsstack.forkserver", "wsstack.emulator")):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -54,6 +54,20 @@ def _existing(path: str | None) -> Path | None:
     return Path(path) if path and Path(path).exists() else None
 
 
+#: Seconds an idle worker is kept by default: Lambda keeps an unused environment for minutes.
+IDLE_WORKER_TIMEOUT = 300.0
+
+
+def _idle_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 (keep idle workers) or more")
+    return value
+
+
 def _positive(kind: type[int] | type[float]) -> Any:
     def parse(text: str) -> int | float:
         try:
@@ -180,6 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: two per CPU)")
     functions.add_argument("--no-hot-reload", dest="hot_reload", action="store_false",
                            help="keep running the code loaded at start, as a deployed function does")
+    functions.add_argument("--worker-start", choices=("auto", "fork", "spawn"), default="auto",
+                           help="how a cold start starts a worker: fork it from a process that has "
+                           "imported awslambdaric, boto3 and Powertools once (milliseconds), spawn a new "
+                           "interpreter (most of a second), or auto: fork where the platform can "
+                           "(default: %(default)s)")
+    functions.add_argument("--idle-worker-timeout", type=_idle_timeout, default=IDLE_WORKER_TIMEOUT,
+                           metavar="SECONDS",
+                           help="stop a worker idle this long, as Lambda reclaims unused environments; "
+                           "the next invocation is a cold start again; 0 keeps them (default: %(default)s)")
+    functions.add_argument("--prewarm", action="store_true",
+                           help="start one worker per function of the $connect path and $default before "
+                           "ready, and of every other route right after, so the first messages are warm")
 
     invoke = sub.add_parser(
         "invoke", help="run one function of the template on an event (like sam local invoke)",
@@ -330,7 +356,8 @@ async def _up(args: argparse.Namespace) -> int:
         env_vars=_existing(args.env_vars), users=Path(args.users) if args.users else _existing(USERS_FILE),
         users_strict=bool(args.users), limits=_limits(args), function_concurrency=args.function_concurrency,
         code_check_interval=CODE_CHECK_INTERVAL if args.hot_reload else None,
-        data_dir=_data_dir(args), fresh=args.fresh,
+        data_dir=_data_dir(args), fresh=args.fresh, worker_start=args.worker_start,
+        idle_worker_timeout=args.idle_worker_timeout or None, prewarm=args.prewarm,
         site=Path(args.site) if args.site is not None else None, site_port=args.site_port,
     )
     stop = asyncio.Event()

@@ -6,6 +6,13 @@ web framework spends more CPU per request than the rest of an invocation's local
 module serves exactly what that protocol needs: a request line, headers, a body framed by
 ``Content-Length`` or chunked encoding, ``Expect: 100-continue``, persistent connections.
 
+Why not h11 (the sans-I/O HTTP/1.1 library uvicorn and httpcore use): measured with
+``benchmarks/http_parsers.py`` (a ``GET /next`` answered with an event, then a ``POST
+/response`` answered with 202, no sockets), this module takes 14 us of CPU per exchange and
+h11 0.16 takes 162 us (11x) on the same 2-CPU machine in the same run. Every message crosses
+the Runtime API once per invocation and ``@connections`` once per reply, so h11 would add
+about 0.15 ms of the gateway's CPU to each round trip, against a budget of 0.4 ms.
+
 A handler answers at once with a :class:`Response`, or with a future resolved later (the
 ``/next`` long poll); an :class:`HttpError` raised or set on that future becomes its response.
 """
@@ -241,7 +248,11 @@ class ServerProtocol(asyncio.Protocol):
 
     def _answered(self, future: asyncio.Future[Response]) -> None:
         if future is not self._pending:
-            return  # the connection went away meanwhile
+            # The connection went away meanwhile: nobody gets the answer. An error set on it
+            # (a worker retired as the stack stops) is taken here, or asyncio logs it as lost.
+            if not future.cancelled():
+                future.exception()
+            return
         self._pending = None
         if future.cancelled():
             return

@@ -50,11 +50,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from wsstack import forkserver
+from wsstack.forkserver import FORK_AVAILABLE, ForkServer, ForkServerGone
 from wsstack.http11 import HttpError, Request, Response, ServerProtocol
 from wsstack.logs import function_line_level
 from wsstack.model import Function, InvocationResult
 
-__all__ = ["DEFAULT_CONCURRENCY", "LambdaRuntime", "RequestTooLargeException", "ResourceNotFoundException"]
+__all__ = [
+    "DEFAULT_CONCURRENCY", "WORKER_STARTS", "LambdaRuntime", "RequestTooLargeException", "ResourceNotFoundException",
+]
 
 #: AWS: "The Init phase is limited to 10 seconds".
 INIT_TIMEOUT = 10.0
@@ -68,6 +72,9 @@ MAX_PAYLOAD = 6_291_556
 #: 20 x 50 on 2 CPUs, 2 workers gave about 760 messages/s, 4 about 850, 6 about 900, at
 #: 45 MB per worker. Pools grow only as concurrent invocations need them.
 DEFAULT_CONCURRENCY = 2 * (os.cpu_count() or 1)
+#: How workers start: ``fork`` from the fork server (see :mod:`wsstack.forkserver`), ``spawn``
+#: as processes of their own, ``auto`` forks where it can.
+WORKER_STARTS = ("auto", "fork", "spawn")
 #: The account id moto and the other local tools use.
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -207,8 +214,12 @@ class _Worker:
         self.code_version = pool.code_version
         self.port = 0
         self.server: asyncio.Server | None = None
-        self.transport: asyncio.SubprocessTransport | None = None
+        #: The process (spawned) or its output pipe (forked).
+        self.transport: asyncio.BaseTransport | None = None
         self.pid: int | None = None
+        self.forked = False
+        #: Set when it exits, as subprocess reports it (negative: the signal that ended it).
+        self.returncode: int | None = None
         #: The pending answer to its /next long poll while it is idle.
         self.waiter: asyncio.Future[Response] | None = None
         self.current: _Invocation | None = None
@@ -217,8 +228,14 @@ class _Worker:
         #: after its response: it still belongs to that invocation.
         self.last_request_id: str | None = None
         self.served = 0
+        #: Started ahead of any invocation (pre-warm): its first invocation is no cold start.
+        self.prewarmed = False
+        #: time.monotonic() when it last went idle (see LambdaRuntime's idle_timeout).
+        self.idle_since = 0.0
         self.spawned = time.monotonic()
         self.init_ms: float | None = None  # set when it first polls /next
+        #: Set when it first polls /next, or is gone before it did.
+        self.ready = asyncio.Event()
         self.init_timer: asyncio.TimerHandle | None = None
         self.init_error: dict[str, Any] | None = None
         self.init_timed_out = False
@@ -240,8 +257,14 @@ class _Worker:
         """Signal the worker's whole process group (a handler's own children go too)."""
         if self.pid is None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        try:
             os.killpg(self.pid, signum)
+        except ProcessLookupError:
+            # A forked worker makes its own group first thing; signalled before that, it has none.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signum)
+        except PermissionError:
+            pass
 
     def forward_output(self, data: bytes) -> None:
         self.output += data
@@ -296,7 +319,28 @@ class _WorkerProtocol(asyncio.SubprocessProtocol):
         self.worker.output_closed.set()
 
     def process_exited(self) -> None:
-        self.runtime._spawn_task(self.runtime._reap(self.worker))
+        transport = cast(asyncio.SubprocessTransport, self.worker.transport)
+        self.runtime._exited(self.worker, transport.get_returncode())
+
+
+class _ForkedOutput(asyncio.Protocol):
+    """The output pipe of a forked worker (its exit comes from the fork server)."""
+
+    def __init__(self, worker: _Worker) -> None:
+        self.worker = worker
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.worker.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.worker.forward_output(data)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.worker.flush_output()
+        self.worker.output_closed.set()
 
 
 class _Pool:
@@ -339,6 +383,15 @@ class LambdaRuntime:
             per this many seconds, whether a ``.py`` file under the function's code
             directory changed, and if so runs on a worker that loads the new code. None
             (the default) never checks, as on AWS.
+        worker_start: ``fork`` starts workers by forking a fork server that has imported
+            awslambdaric, boto3 and (when the functions use it) Powertools once (see
+            :mod:`wsstack.forkserver`): a cold start then costs milliseconds plus the
+            function's own init. ``spawn`` starts each as a new interpreter. ``auto`` (the
+            default) forks where the platform can, for functions run by our own interpreter
+            whose code ships no copy of those libraries, and spawns otherwise.
+        idle_timeout: Seconds a worker may stay idle before it is stopped, as Lambda
+            reclaims an execution environment nobody uses (the next invocation is a cold
+            start again); None keeps idle workers until :meth:`stop`.
 
     Example::
 
@@ -359,7 +412,23 @@ class LambdaRuntime:
         python: str = sys.executable,
         log: logging.Logger | None = None,
         code_check_interval: float | None = None,
+        worker_start: str = "auto",
+        idle_timeout: float | None = None,
     ) -> None:
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError("idle_timeout must be positive")
+        self._idle_timeout = idle_timeout
+        self._idle_sweep: asyncio.TimerHandle | None = None
+        if worker_start not in WORKER_STARTS:
+            raise ValueError(f"worker_start must be one of {', '.join(WORKER_STARTS)}")
+        if worker_start == "fork" and not FORK_AVAILABLE:
+            raise ValueError("workers cannot be forked on this platform; use worker_start='spawn'")
+        self._worker_start = worker_start
+        self._fork_server: ForkServer | None = None
+        self._fork_starting: asyncio.Task[ForkServer | None] | None = None
+        self._fork_servers_started = 0
+        #: Preload Powertools too; None: decide from the functions added (see prepare()).
+        self._powertools: bool | None = None
         if default_concurrency is None:
             default_concurrency = DEFAULT_CONCURRENCY
         if default_concurrency < 1:
@@ -413,11 +482,62 @@ class LambdaRuntime:
                 watch = self._watches[root] = _CodeWatch(root, self._code_check_interval)
         self._pools[fn.logical_id] = _Pool(fn, self._environment(fn, environment, region), region, limit, watch)
 
+    def prepare(self, code_dirs: list[Path]) -> None:
+        """Begin starting the fork server now, for functions whose code is in ``code_dirs``.
+
+        It imports for most of a second; a caller that knows the functions before it can add
+        them (their environment waits on other resources) overlaps that with its own work.
+        Optional: :meth:`start` starts it otherwise. Needs a running event loop.
+        """
+        if self._worker_start == "spawn" or not FORK_AVAILABLE or self._stopped:
+            return
+        self._powertools = any(forkserver.uses_powertools(str(code_dir)) for code_dir in code_dirs)
+        self._spawn_task(self._forker())
+
     async def start(self) -> None:
         """Start serving the Runtime API. Workers start later, when invocations need them."""
         if self._stopped:
             raise RuntimeError("the runtime was stopped; create a new one")
         self._started = True
+        if any(self._forks(pool) for pool in self._pools.values()):
+            # It imports for most of a second: begun now, it is ready by the first invocation.
+            self._spawn_task(self._forker())
+        if self._idle_timeout is not None:
+            self._schedule_idle_sweep()
+
+    async def prewarm(self, names: list[str], timeout: float = INIT_TIMEOUT) -> dict[str, float | None]:
+        """Start one worker for each named function that has none, and wait until they are ready.
+
+        Like provisioned concurrency on AWS: their init runs now, so the first invocation of
+        each is warm (and reported without an init). Waits at most ``timeout`` seconds.
+
+        Returns:
+            Each function's init in ms, None for those that were not ready in time or failed.
+        """
+        workers = []
+        for name in names:
+            pool = self._pools.get(name)
+            if pool is None:
+                raise ResourceNotFoundException(f"Function not found: {name}")
+            if pool.workers or self._stopped:
+                continue
+            worker = _Worker(pool)
+            worker.prewarmed = True
+            pool.workers.add(worker)
+            workers.append(worker)
+            self._spawn_task(self._launch(worker))
+        ready: dict[str, float | None] = {w.pool.name: None for w in workers}
+        if workers:
+            waits = [asyncio.ensure_future(w.ready.wait()) for w in workers]
+            await asyncio.wait(waits, timeout=timeout)
+            for wait in waits:
+                wait.cancel()
+        for worker in workers:
+            ready[worker.pool.name] = worker.init_ms
+            if worker.init_ms is not None:
+                self._log.info("%s: pre-warmed (init %.1f ms)", worker.pool.name, worker.init_ms,
+                               extra={"function": worker.pool.name, "init_ms": round(worker.init_ms, 3)})
+        return ready
 
     async def invoke(
         self, name: str, event: Any, *, timeout: float | None = None, report: bool = True
@@ -518,10 +638,14 @@ class LambdaRuntime:
             if not worker.reaped.done():
                 worker.signal(signal.SIGKILL)
         await self._wait_reaped(workers, 5.0)
+        if self._idle_sweep is not None:
+            self._idle_sweep.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
         for worker in workers:
             self._close_endpoint(worker)
+        if self._fork_server is not None:
+            await self._fork_server.close()
 
     # -- hot reload -------------------------------------------------------------------------
 
@@ -570,7 +694,7 @@ class LambdaRuntime:
         worker.set_state(_State.BUSY)
         worker.current = inv
         worker.last_request_id = inv.request_id
-        inv.cold_start = worker.served == 0
+        inv.cold_start = worker.served == 0 and not worker.prewarmed
         inv.init_ms = worker.init_ms if inv.cold_start else None
         worker.served += 1
         inv.started = time.monotonic()
@@ -636,6 +760,25 @@ class LambdaRuntime:
         # AWS discards the execution environment of a timed-out invocation.
         self._kill(worker)
 
+    def _schedule_idle_sweep(self) -> None:
+        assert self._idle_timeout is not None
+        # A sweep every quarter of the timeout: a worker goes at most 25% past it.
+        interval = min(max(self._idle_timeout / 4, 0.05), 30.0)
+        self._idle_sweep = asyncio.get_running_loop().call_later(interval, self._sweep_idle)
+
+    def _sweep_idle(self) -> None:
+        """Stop workers idle longer than ``idle_timeout`` (scale-in, as Lambda reclaims them)."""
+        assert self._idle_timeout is not None
+        if self._stopped:
+            return
+        now = time.monotonic()
+        for pool in self._pools.values():
+            for worker in [w for w in pool.idle if now - w.idle_since >= self._idle_timeout]:
+                self._log.info("%s: worker %s stopped after %.0f s idle", pool.name, worker.pid,
+                               now - worker.idle_since, extra={"function": pool.name, "worker_pid": worker.pid})
+                self._kill(worker)
+        self._schedule_idle_sweep()
+
     def _on_init_timeout(self, worker: _Worker) -> None:
         if worker.init_ms is None and worker.state is not _State.DEAD:
             worker.init_timed_out = True
@@ -680,7 +823,31 @@ class LambdaRuntime:
             env = dict(pool.env)
             env["AWS_LAMBDA_RUNTIME_API"] = f"{self._host}:{worker.port}"
             env.setdefault("AWS_LAMBDA_LOG_STREAM_NAME", _log_stream_name())
-            await loop.subprocess_exec(
+            server = await self._forker() if self._forks(pool) else None
+            if server is not None:
+                await self._fork(server, worker, env)
+            else:
+                await self._spawn(worker, env)
+        except Exception as exc:  # a missing interpreter, a bad code dir, no free port...
+            self._log.error("%s: could not start a worker: %s", pool.name, exc)
+            self._retire(worker)
+            await self._release(worker)
+            if sock is not None:
+                sock.close()
+            self._fail_init(worker, "Runtime.Unknown", f"could not start the runtime: {exc}")
+            self._scale(pool)
+            return
+        self._log.debug("%s: worker %s %s (pid %s)", pool.name, worker.id,
+                        "forked" if worker.forked else "started", worker.pid)
+        if self._stopped or worker.state is _State.DEAD:
+            worker.signal(signal.SIGKILL)
+        else:
+            worker.init_timer = loop.call_later(INIT_TIMEOUT, self._on_init_timeout, worker)
+
+    async def _spawn(self, worker: _Worker, env: dict[str, str]) -> None:
+        """Start the worker as an interpreter of its own that imports everything itself."""
+        pool = worker.pool
+        await asyncio.get_running_loop().subprocess_exec(
                 lambda: _WorkerProtocol(self, worker),
                 self._python,
                 "-c",
@@ -695,32 +862,86 @@ class LambdaRuntime:
                 # killing the group also ends processes the handler started.
                 start_new_session=True,
             )
-        except Exception as exc:  # a missing interpreter, a bad code dir, no free port...
-            self._log.error("%s: could not start a worker: %s", pool.name, exc)
-            self._retire(worker)
-            await self._release(worker)
-            if sock is not None:
-                sock.close()
-            self._fail_init(worker, "Runtime.Unknown", f"could not start the runtime: {exc}")
-            self._scale(pool)
-            return
-        self._log.debug("%s: worker %s started (pid %s)", pool.name, worker.id, worker.pid)
-        if self._stopped or worker.state is _State.DEAD:
-            worker.signal(signal.SIGKILL)
-        else:
-            worker.init_timer = loop.call_later(INIT_TIMEOUT, self._on_init_timeout, worker)
+
+    async def _fork(self, server: ForkServer, worker: _Worker, env: dict[str, str]) -> None:
+        """Fork the worker from the fork server; its output comes back on a pipe of ours."""
+        loop = asyncio.get_running_loop()
+        read_fd, write_fd = os.pipe()
+        try:
+            await loop.connect_read_pipe(lambda: _ForkedOutput(worker), os.fdopen(read_fd, "rb", buffering=0))
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        worker.forked = True
+        try:
+            worker.pid = await server.fork(
+                worker.pool.fn.handler, str(Path(worker.pool.fn.code_dir).resolve()), env, write_fd,
+                lambda code: self._exited(worker, code),
+            )
+        except BaseException:
+            if worker.transport is not None:
+                worker.transport.close()
+            raise
+        finally:
+            os.close(write_fd)  # the worker holds its own copy: its exit closes the pipe
+
+    def _exited(self, worker: _Worker, returncode: int | None) -> None:
+        worker.returncode = returncode
+        self._spawn_task(self._reap(worker))
+
+    def _forks(self, pool: _Pool) -> bool:
+        """Whether this function's workers are forked (see ``worker_start``)."""
+        if self._worker_start == "spawn" or not FORK_AVAILABLE:
+            return False
+        if os.path.realpath(self._python) != os.path.realpath(sys.executable):
+            return False  # the fork server runs our interpreter, with our libraries
+        preloaded = forkserver.PRELOAD + forkserver.POWERTOOLS_PRELOAD
+        return not forkserver.vendors_preloaded(str(pool.fn.code_dir), preloaded)
+
+    async def _forker(self) -> ForkServer | None:
+        """The running fork server, started (again) if need be; None if it cannot start."""
+        server = self._fork_server
+        if server is not None and server.running:
+            return server
+        if self._fork_starting is None or self._fork_starting.done():
+            self._fork_starting = asyncio.get_running_loop().create_task(self._start_fork_server())
+        return await asyncio.shield(self._fork_starting)
+
+    async def _start_fork_server(self) -> ForkServer | None:
+        powertools = self._powertools
+        if powertools is None:
+            powertools = any(forkserver.uses_powertools(str(pool.fn.code_dir))
+                             for pool in self._pools.values() if self._forks(pool))
+        # Imports with the same path as a spawned worker; the rest of our environment stays here.
+        env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+        env["PYTHONPATH"] = os.pathsep.join(self._library_path())
+        server = ForkServer(self._python, powertools, self._log, env)
+        try:
+            await server.start()
+        except (OSError, ForkServerGone) as exc:
+            self._log.error("the fork server could not start (%s): workers start as processes of their own", exc)
+            return None
+        if self._stopped:
+            await server.close()
+            return None
+        self._fork_servers_started += 1
+        if self._fork_servers_started > 1:
+            self._log.warning("fork server restarted (pid %s)", server.pid)
+        self._fork_server = server
+        return server
 
     async def _reap(self, worker: _Worker) -> None:
         """Account for a worker whose process exited."""
         pool = worker.pool
-        assert worker.transport is not None
-        code = worker.transport.get_returncode()
+        code = worker.returncode
         self._retire(worker)
         worker.signal(signal.SIGKILL)  # whatever the handler started dies with the environment
         # Let its last lines (often the traceback that explains the error) reach the log first.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(worker.output_closed.wait(), 1.0)
-        worker.transport.close()
+        if worker.transport is not None:
+            worker.transport.close()
         status = _exit_status(code)
         inv, worker.current = worker.current, None
         if inv is not None:
@@ -740,6 +961,7 @@ class LambdaRuntime:
         self._scale(pool)
 
     async def _release(self, worker: _Worker) -> None:
+        worker.ready.set()
         worker.pool.workers.discard(worker)
         self._by_port.pop(worker.port, None)
         self._close_endpoint(worker)
@@ -866,6 +1088,7 @@ class LambdaRuntime:
         pool = worker.pool
         if worker.init_ms is None:
             worker.init_ms = (time.monotonic() - worker.spawned) * 1000
+            worker.ready.set()
             if worker.init_timer is not None:
                 worker.init_timer.cancel()
             self._log.debug("%s: worker %s ready in %.1f ms", pool.name, worker.pid, worker.init_ms)
@@ -893,6 +1116,7 @@ class LambdaRuntime:
         # A long poll: _submit resolves the waiter with the next invocation's response. If
         # the connection drops first, the server cancels it and _submit passes this worker by.
         worker.set_state(_State.IDLE)
+        worker.idle_since = time.monotonic()
         waiter = worker.waiter = asyncio.get_running_loop().create_future()
         pool.idle.append(worker)
         return waiter

@@ -49,6 +49,7 @@ __all__ = [
     "load_env_vars",
     "local_endpoints",
     "local_event",
+    "prewarm_order",
     "read_state_file",
     "stack_answers",
 ]
@@ -447,6 +448,20 @@ def check_ports(host: str, ports: Mapping[str, int]) -> None:
     )
 
 
+def prewarm_order(app: App) -> tuple[list[str], list[str]]:
+    """The functions worth a worker before the first client, in two lists: those a first
+    message needs (each API's ``$connect`` path, authorizer first, and its ``$default`` route,
+    which takes every frame no other route matches), then the other routes' functions."""
+    first: list[str] = []
+    routes: list[str] = []
+    for api in app.apis.values():
+        for key, route in api.routes.items():
+            names = [route.authorizer.function if route.authorizer else None, route.function]
+            (first if key in ("$connect", "$default") else routes).extend(n for n in names if n in app.functions)
+    first = list(dict.fromkeys(first))
+    return first, [name for name in dict.fromkeys(routes) if name not in first]
+
+
 def _warn_unenforced(app: App) -> None:
     # IAM authorization needs SigV4 checks against IAM policies, which the local stack does
     # not have: it refuses unsigned upgrades but lets in any signature, and says so.
@@ -500,6 +515,13 @@ class LocalStack:
             stack's :class:`StackInfo` at ``/wsstack.json`` (see :mod:`wsstack.site`); None
             serves none.
         site_port: the site's port (0 = free port).
+        worker_start: how Lambda workers start: ``fork``, ``spawn`` or ``auto`` (see
+            :class:`~wsstack.runtime.LambdaRuntime`).
+        idle_worker_timeout: seconds an idle worker is kept before it is stopped (scale-in);
+            None keeps them.
+        prewarm: start one worker per function of the ``$connect`` path and ``$default`` before
+            :meth:`start` returns, and of every other route right after (see
+            :func:`prewarm_order`), so the first messages are warm.
     """
 
     def __init__(
@@ -524,7 +546,12 @@ class LocalStack:
         fresh: bool = False,
         site: Path | None = None,
         site_port: int = 0,
+        worker_start: str = "auto",
+        idle_worker_timeout: float | None = None,
+        prewarm: bool = False,
     ) -> None:
+        self._prewarm = prewarm
+        self._prewarming: asyncio.Future[Any] | None = None
         self.template = Path(template)
         self.parameters = dict(parameters or {})
         self.region = region
@@ -541,6 +568,8 @@ class LocalStack:
         self.runtime = LambdaRuntime(
             default_concurrency=function_concurrency,
             code_check_interval=code_check_interval,
+            worker_start=worker_start,
+            idle_timeout=idle_worker_timeout,
         )
         self.gateways: list[Gateway] = []
         self.site = SiteServer(site, self._info_json, host=host, port=site_port) if site is not None else None
@@ -573,6 +602,8 @@ class LocalStack:
         emulator = loop.run_in_executor(None, functools.partial(self.emulator.start, announce=False))
         try:
             app = self.app = load_app(self.template, self.parameters, region=self.region)
+            # The fork server imports for most of a second: alongside the emulator's start.
+            self.runtime.prepare([fn.code_dir for fn in app.functions.values()])
             if self._require_api and not app.apis:
                 raise TemplateError(
                     f"{self.template} declares no WebSocket API; add an AWS::Serverless::WebSocketApi "
@@ -624,6 +655,12 @@ class LocalStack:
                 ))
         self._add_functions(app, refs, apis, overrides, endpoint, str(certificate.cert_path) if certificate else None)
         await self.runtime.start()
+        if self._prewarm:
+            # The $connect path and $default before ready, so the first handshake and message
+            # are warm; the other routes' functions right after, while a client opens.
+            first, routes = prewarm_order(app)
+            await self.runtime.prewarm(first)
+            self._prewarming = asyncio.ensure_future(self.runtime.prewarm(routes))
         clients = [r.logical_id for r in app.of_type("AWS::Cognito::UserPoolClient")]
         self.info = StackInfo(
             websocket_url=apis[0].websocket_url if apis else "",
@@ -720,6 +757,8 @@ class LocalStack:
     async def _stop(self, *, save: bool) -> None:
         if self.site is not None:
             await self.site.stop()
+        if self._prewarming is not None:
+            self._prewarming.cancel()
         for gateway in reversed(self.gateways):
             await gateway.stop()
         self.gateways.clear()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from wsstack.forkserver import FORK_AVAILABLE
 from wsstack.model import Function
 from wsstack.runtime import LambdaRuntime
 
@@ -31,15 +32,27 @@ def function() -> Callable[..., Function]:
 Scenario = Callable[[LambdaRuntime], Awaitable[Any]]
 
 
+@pytest.fixture(params=[
+    pytest.param("fork", marks=pytest.mark.skipif(not FORK_AVAILABLE, reason="no fork() here")),
+    "spawn",
+])
+def worker_start(request: pytest.FixtureRequest) -> str:
+    """Every runtime scenario runs with forked workers and with spawned ones."""
+    return str(request.param)
+
+
 @pytest.fixture
-def run_runtime() -> Callable[..., Any]:
+def run_runtime(worker_start: str) -> Callable[..., Any]:
     """Run ``scenario(runtime)`` on a started runtime holding the given functions, then stop it.
 
     Functions are given as ``(Function, environment)`` pairs; keyword arguments go to
-    :class:`LambdaRuntime`. Returns what the scenario returns.
+    :class:`LambdaRuntime` (``worker_start`` is the fixture's unless given). Returns what the
+    scenario returns.
     """
 
     def run(scenario: Scenario, *functions: tuple[Function, dict[str, str]], **options: Any) -> Any:
+        options.setdefault("worker_start", worker_start)
+
         async def main() -> Any:
             runtime = LambdaRuntime(**options)
             for fn, environment in functions:
