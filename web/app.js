@@ -92,6 +92,9 @@ function showSignIn() {
   $("whoami").textContent = "";
   $("sign-in-view").hidden = false;
   renderConnection("offline");
+  // Nobody is signed in: a connection state would only say "offline" to someone who has
+  // not asked to connect yet.
+  $("connection").hidden = true;
 }
 
 function formValues(form) {
@@ -172,6 +175,7 @@ function startChat() {
   $("sign-in-view").hidden = true;
   $("chat-view").hidden = false;
   $("sign-out").hidden = false;
+  $("connection").hidden = false;
   $("whoami").textContent = `Signed in as ${state.me.name}`;
   scheduleRefresh();
   state.connection.start();

@@ -437,6 +437,8 @@ def test_a_wrong_password_is_a_sentence(browser, site, people) -> None:
     page.locator("#sign-in-form input[name=password]").fill("Wrong-pass1")
     page.locator("#sign-in-form button[type=submit]").click()
     expect(page.locator("#notice")).to_have_text("Wrong username or password.")
+    # Signed out, there is no connection to speak of: no "offline" badge.
+    expect(page.locator("#connection")).to_be_hidden()
 
 
 def test_delivery_time_between_two_browsers(browser, site, people, capsys) -> None:
