@@ -22,7 +22,7 @@ import yaml
 
 from wsstack.model import ApiKey, App, Authorizer, Function, Resource, Route, StageSettings, Throttle, WebSocketApi
 
-__all__ = ["TemplateError", "load_app", "load_yaml", "resolve"]
+__all__ = ["TemplateError", "api_key_id", "load_app", "load_yaml", "resolve"]
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -527,6 +527,11 @@ def _local_id(logical_id: str, length: int) -> str:
     return "".join(chars)
 
 
+def api_key_id(logical_id: str) -> str:
+    """An ``AWS::ApiGateway::ApiKey``'s id (its ``Ref``, ``apiKeyId`` in events), stable across runs."""
+    return _local_id(logical_id, 10)
+
+
 def _api_keys(
     resources: dict[str, Resource], api_id: str, stages: list[Resource], params: dict[str, str]
 ) -> dict[str, tuple[ApiKey, ...]]:
@@ -590,7 +595,7 @@ def _api_key(res: Resource, params: dict[str, str]) -> ApiKey:
             raise TemplateError(f"{res.logical_id}: Value must be at least 20 characters, as API Gateway requires.")
     return ApiKey(
         logical_id=res.logical_id,
-        key_id=_local_id(res.logical_id, 10),
+        key_id=api_key_id(res.logical_id),
         value=value if value is not None else _local_id(f"api-key:{res.logical_id}", 40),
         # CloudFormation creates a key disabled unless Enabled is true.
         enabled=_as_bool(res.properties.get("Enabled", False)),

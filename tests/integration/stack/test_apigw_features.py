@@ -88,6 +88,9 @@ def test_the_right_key_connects_and_events_name_it(features, fixtures):
     assert developer["identity"]["apiKey"] == DEVELOPER_KEY
     assert by_generated["identity"]["apiKey"] == generated.value
     assert developer["identity"]["apiKeyId"] != by_generated["identity"]["apiKeyId"]
+    # A function's !Ref of the key is the id events carry, as on AWS.
+    assert developer["identity"]["apiKeyId"] == developer["env"]["DEVELOPER_KEY_ID"]
+    assert developer["env"]["USAGE_PLAN_ID"]
     assert developer["identity"]["sourceIp"] == "127.0.0.1"
 
 

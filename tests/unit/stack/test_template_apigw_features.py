@@ -63,3 +63,22 @@ def test_what_cannot_run_as_on_aws_stops_start_up_naming_resource_and_property(
         load_app(variant(tmp_path, old, new))
 
     assert sentence in str(refused.value)
+
+
+def test_the_banner_names_the_keys_a_connect_accepts_the_generated_one_included() -> None:
+    from wsstack.cli import _banner
+    from wsstack.stack import ApiInfo, StackInfo
+
+    app = load_app(FIXTURE / "template.yaml")
+    api = ApiInfo(api="FeaturesApi", name="fixture-features", api_id="abcdefghij", stage="live",
+                  websocket_url="ws://127.0.0.1:1/live", connections_url="http://127.0.0.1:1/live/@connections")
+    info = StackInfo(websocket_url=api.websocket_url, connections_url=api.connections_url,
+                     aws_endpoint="http://127.0.0.1:2", region="us-east-1", user_pool_id=None,
+                     user_pool_client_id=None, apis=[api])
+    generated = next(k for k in app.apis["FeaturesApi"].api_keys["live"] if k.generated)
+
+    banner = _banner(info, app, Path("state.json"), 1.0)
+
+    assert "  API keys          fixture-developer-key-0123456789  (x-api-key; DeveloperKey)\n" in banner
+    assert f"{generated.value}  (x-api-key; GeneratedKey, generated)" in banner
+    assert "fixture-disabled-key" not in banner and "fixture-unattached-key" not in banner
