@@ -97,8 +97,9 @@ class Throttle:
 class StageSettings:
     """What an ``AWS::ApiGatewayV2::Stage`` sets that the gateway acts on."""
 
-    #: ``StageVariables``, resolved to strings.
-    variables: dict[str, str] = field(default_factory=dict)
+    #: ``StageVariables``: as written in the template until the stack resolves them to strings
+    #: (:func:`wsstack.template.resolve_stage_variables`).
+    variables: dict[str, Any] = field(default_factory=dict)
     #: ``DefaultRouteSettings``' throttling: each route's own bucket unless overridden.
     default_throttle: Throttle = field(default_factory=Throttle)
     #: ``RouteSettings``' throttling by route key.

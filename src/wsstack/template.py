@@ -9,6 +9,7 @@ through untouched. There is no second, hand-written schema to drift from the tem
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import yaml
 
 from wsstack.model import ApiKey, App, Authorizer, Function, Resource, Route, StageSettings, Throttle, WebSocketApi
 
-__all__ = ["TemplateError", "api_key_id", "load_app", "load_yaml", "resolve"]
+__all__ = ["TemplateError", "api_key_id", "load_app", "load_yaml", "resolve", "resolve_stage_variables"]
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -487,14 +488,16 @@ def _stage_settings(stage: Resource, params: dict[str, str]) -> StageSettings:
     """A stage's variables and route throttling, from ``StageVariables``,
     ``DefaultRouteSettings`` and ``RouteSettings``."""
     props = stage.properties
-    variables = resolve(props.get("StageVariables") or {}, {}, params)
+    # Kept as written: a value may name a resource created at start-up (!Ref Table), which
+    # resolve_stage_variables settles once the stack knows the local names.
+    variables = props.get("StageVariables") or {}
     if not isinstance(variables, dict):
         raise TemplateError(f"{stage.logical_id}: StageVariables must be an object of names and values.")
     route_settings = props.get("RouteSettings") or {}
     if not isinstance(route_settings, dict):
         raise TemplateError(f"{stage.logical_id}: RouteSettings must be an object keyed by route key.")
     return StageSettings(
-        variables={str(k): str(v) for k, v in variables.items()},
+        variables={str(k): v for k, v in variables.items()},
         default_throttle=_throttle(props.get("DefaultRouteSettings") or {},
                                    f"{stage.logical_id} DefaultRouteSettings", params),
         route_throttles={
@@ -502,6 +505,32 @@ def _stage_settings(stage: Resource, params: dict[str, str]) -> StageSettings:
             for key, value in route_settings.items()
         },
     )
+
+
+def resolve_stage_variables(
+    api: WebSocketApi,
+    refs: Mapping[str, str],
+    parameters: Mapping[str, str],
+    *,
+    region: str = DEFAULT_REGION,
+    resources: Mapping[str, Resource] | None = None,
+) -> WebSocketApi:
+    """``api`` with its stages' ``StageVariables`` resolved to the strings events carry.
+
+    Raises:
+        TemplateError: a value names something the local stack does not know (the sentence
+            names the API, the stage and the variable).
+    """
+    settings = {}
+    for stage, stage_settings in api.stage_settings.items():
+        variables = {}
+        for name, value in stage_settings.variables.items():
+            try:
+                variables[name] = str(resolve(value, refs, parameters, region=region, resources=resources))
+            except TemplateError as exc:
+                raise TemplateError(f"{api.logical_id} stage {stage}: StageVariables {name}: {exc}") from None
+        settings[stage] = dataclasses.replace(stage_settings, variables=variables)
+    return dataclasses.replace(api, stage_settings=settings)
 
 
 _API_KEY_EXPRESSIONS = ("$request.header.x-api-key", "$context.authorizer.usageIdentifierKey")
@@ -550,10 +579,9 @@ def _api_keys(
         for api_stage in plan.properties.get("ApiStages") or []:
             if _referenced_ids(api_stage.get("ApiId")) != {api_id}:
                 continue
-            for unsupported in ("Throttle",):
-                if api_stage.get(unsupported):
-                    raise TemplateError(f"{plan.logical_id}: ApiStages {unsupported} is not enforced by the local "
-                                        "stack; remove it for local runs (throttle with the stage's RouteSettings).")
+            if api_stage.get("Throttle"):
+                raise TemplateError(f"{plan.logical_id}: ApiStages Throttle is not enforced by the local stack; "
+                                    "remove it for local runs (throttle with the stage's RouteSettings).")
             stage_ref = api_stage.get("Stage")
             named = _referenced_ids(stage_ref) & set(stage_names)
             stage = stage_names[next(iter(named))] if named else str(resolve(stage_ref, {}, params))

@@ -561,8 +561,11 @@ def select_route(api: WebSocketApi, body: str) -> Route | None:
 # the bucket's size, ThrottlingRateLimit the tokens added per second, one token per request
 # (websocket-api-protect in the API Gateway developer guide). DefaultRouteSettings give each
 # route its own bucket; RouteSettings override them for one route key. A throttled $connect
-# is refused with 429 and a throttled message gets an error frame; the integration is not
-# invoked either way. AWS applies throttles "on a best-effort basis"; locally they are exact.
+# is refused with 429 Too Many Requests, as the guide says clients receive; a throttled
+# message gets an error frame in the shape of API Gateway's others, {"message": "Too Many
+# Requests", "connectionId", "requestId"} (the guide names the 429 only, not the frame's text).
+# The integration is not invoked either way. AWS applies throttles "on a best-effort basis"
+# and also has account-level limits; locally the stage's are exact and the account's absent.
 
 
 class TokenBucket:
@@ -618,8 +621,9 @@ class RouteThrottles:
 # key of the route's RequestModels, else the "$default" model; with neither, validation
 # fails. The models are JSON Schema draft 4. A body that fails gets API Gateway's
 # BAD_REQUEST_BODY gateway response as an error frame, and the function is not invoked
-# (websocket-api-request-validation in the API Gateway developer guide). Without a model
-# selection expression there is no validation, as on AWS.
+# (websocket-api-request-validation in the API Gateway developer guide, whose wscat example
+# shows the frame: {"message": "Invalid request body", "connectionId", "requestId"}). Without
+# a model selection expression there is no validation, as on AWS.
 
 _VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
 
@@ -1131,7 +1135,8 @@ def error_frame(message: str, connection_id: str, request_id: str) -> str:
     """The JSON frame API Gateway sends a client when it cannot serve a message.
 
     ``message`` is ``"Forbidden"`` (no route), ``"Internal server error"`` (the
-    integration failed) or ``"Endpoint request timed out"``.
+    integration failed), ``"Endpoint request timed out"``, ``"Invalid request body"``
+    (request validation) or ``"Too Many Requests"`` (throttled).
     """
     return json.dumps({"message": message, "connectionId": connection_id, "requestId": request_id})
 

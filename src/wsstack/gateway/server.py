@@ -218,7 +218,7 @@ class Gateway:
             stage=self.stage,
             domain_name=domain_name,
             region=self._region,
-            stage_variables=self.api.settings(self.stage).variables,
+            stage_variables={name: str(value) for name, value in self.api.settings(self.stage).variables.items()},
         )
         logger.info(
             "gateway serving %s (@connections at %s)%s", self.url, self.management_url,

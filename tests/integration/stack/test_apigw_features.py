@@ -101,10 +101,10 @@ def test_stage_variables_reach_every_event_and_the_authorizer(features):
 
     reply = run(scenario())
 
-    assert reply["stageVariables"] == {"tableName": "Notes_live", "greeting": "hello"}
-    assert json.loads(reply["authorizer"]["authorizerSawStageVariables"]) == {
-        "greeting": "hello", "tableName": "Notes_live",
-    }
+    # A variable naming a resource holds its local name (a function's Ref is its name).
+    expected = {"tableName": "Notes_live", "greeting": "hello", "echoFunction": "EchoFunction"}
+    assert reply["stageVariables"] == expected
+    assert json.loads(reply["authorizer"]["authorizerSawStageVariables"]) == expected
 
 
 def test_a_route_beyond_its_burst_is_throttled_and_its_function_not_invoked(features):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wsstack.template import TemplateError, load_app
+from wsstack.template import TemplateError, load_app, resolve_stage_variables
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "apigw_features"
 
@@ -25,7 +25,9 @@ def test_the_fixture_reads_as_on_aws() -> None:
     api = load_app(FIXTURE / "template.yaml").apis["FeaturesApi"]
 
     live = api.settings("live")
-    assert live.variables == {"tableName": "Notes_live", "greeting": "hello"}
+    assert live.variables == {"tableName": "Notes_live", "greeting": "hello", "echoFunction": {"Ref": "EchoFunction"}}
+    resolved = resolve_stage_variables(api, {"EchoFunction": "echo-fn"}, {}).settings("live").variables
+    assert resolved == {"tableName": "Notes_live", "greeting": "hello", "echoFunction": "echo-fn"}
     assert (live.throttle("echo").burst_limit, live.throttle("burst").burst_limit) == (100, 2)
     assert api.routes["$connect"].api_key_required
     assert api.routes["note"].request_models["note"]["required"] == ["action", "text"]
@@ -82,3 +84,12 @@ def test_the_banner_names_the_keys_a_connect_accepts_the_generated_one_included(
     assert "  API keys          fixture-developer-key-0123456789  (x-api-key; DeveloperKey)\n" in banner
     assert f"{generated.value}  (x-api-key; GeneratedKey, generated)" in banner
     assert "fixture-disabled-key" not in banner and "fixture-unattached-key" not in banner
+
+
+def test_a_stage_variable_naming_something_unknown_stops_start_up_naming_it() -> None:
+    api = load_app(FIXTURE / "template.yaml").apis["FeaturesApi"]
+
+    with pytest.raises(TemplateError) as refused:
+        resolve_stage_variables(api, {}, {})
+
+    assert str(refused.value).startswith("FeaturesApi stage live: StageVariables echoFunction: Ref EchoFunction")
