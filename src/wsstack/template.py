@@ -448,6 +448,17 @@ def _route_extras(
     if api_key_required and key != "$connect":
         # AWS supports API keys on WebSocket APIs for the $connect route only.
         raise TemplateError(f"{where} sets ApiKeyRequired; WebSocket APIs support API keys on $connect only.")
+    required = sorted(
+        str(name) for name, spec in (props.get("RequestParameters") or {}).items()
+        if isinstance(spec, dict) and _as_bool(spec.get("Required", False))
+    )
+    if required:
+        # API Gateway refuses a $connect that lacks a required parameter; the local gateway does
+        # not check them, so it refuses the template rather than let such a $connect through.
+        raise TemplateError(
+            f"{where}: RequestParameters {', '.join(required)} Required: true is not enforced by the local "
+            "stack; remove Required (or check the parameter in the $connect function) for local runs."
+        )
     request_models: dict[str, dict[str, Any]] = {}
     for selection, name in (props.get("RequestModels") or {}).items():
         model_name = str(resolve(name, {}, params))

@@ -56,6 +56,14 @@ def test_the_fixture_reads_as_on_aws() -> None:
          "      ApiKeySelectionExpression: $request.header.other", "ApiKeySelectionExpression"),
         ("          ThrottlingBurstLimit: 2\n", "          ThrottlingBurstLimit: lots\n",
          "LiveStage RouteSettings 'burst': ThrottlingBurstLimit must be an integer"),
+        ("      ApiKeyRequired: true\n",
+         "      ApiKeyRequired: true\n      RequestParameters:\n"
+         "        route.request.header.X-Device: {Required: true}\n",
+         "ConnectRoute (route '$connect'): RequestParameters route.request.header.X-Device Required: true is not "
+         "enforced"),
+        ("      UsagePlanName: fixture-features\n",
+         "      UsagePlanName: fixture-features\n      Throttle: {BurstLimit: 1, RateLimit: 1}\n",
+         "FeaturesPlan: Throttle is not enforced by the local stack"),
     ],
 )
 def test_what_cannot_run_as_on_aws_stops_start_up_naming_resource_and_property(
@@ -93,3 +101,43 @@ def test_a_stage_variable_naming_something_unknown_stops_start_up_naming_it() ->
         resolve_stage_variables(api, {}, {})
 
     assert str(refused.value).startswith("FeaturesApi stage live: StageVariables echoFunction: Ref EchoFunction")
+
+
+SAM_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::WebSocketApi
+    Properties:
+      StageName: dev
+      RouteSelectionExpression: $request.body.action
+      ApiKeySelectionExpression: $request.header.x-api-key
+      StageVariables: {mode: sam}
+      DefaultRouteSettings: {ThrottlingBurstLimit: 5, ThrottlingRateLimit: 1}
+      Routes:
+        $connect:
+          FunctionArn: !GetAtt Fn.Arn
+          ApiKeyRequired: true
+        note:
+          FunctionArn: !GetAtt Fn.Arn
+          ModelSelectionExpression: $request.body.action
+          RequestModels: {note: Note}
+  Note:
+    Type: AWS::ApiGatewayV2::Model
+    Properties: {ApiId: !Ref Api, Name: Note, ContentType: application/json, Schema: {type: object}}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: src/, Handler: echo.handler, Runtime: python3.13}
+"""
+
+
+def test_the_sam_spelling_of_the_same_features_reads_the_same(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURE / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "template.yaml").write_text(SAM_TEMPLATE)
+
+    api = load_app(tmp_path / "template.yaml").apis["Api"]
+
+    assert api.settings("dev").variables == {"mode": "sam"}
+    assert api.settings("dev").throttle("note").burst_limit == 5
+    assert api.routes["$connect"].api_key_required
+    assert api.routes["note"].request_models == {"note": {"type": "object"}}
