@@ -289,6 +289,7 @@ def _banner(info: Any, app: Any, state: Path, ready_ms: float, data: str = "") -
         lines.append(f"  {label:<18}{api.websocket_url}{_connect_hint(app, api.api)}")
         if len(info.apis) > 1:
             lines.append(f"  {'':<18}{api.connections_url}")
+        lines += _api_key_lines(app, api.api, api.stage)
     if len(info.apis) == 1:
         lines.append(f"  {'@connections URL':<18}{info.connections_url}")
         lines.append(f"  {'Over TLS':<18}{info.apis[0].secure_websocket_url}  (domainName; CA {info.ca_bundle})")
@@ -311,6 +312,18 @@ def _banner(info: Any, app: Any, state: Path, ready_ms: float, data: str = "") -
     lines.append(f"  {'State file':<18}{state}")
     lines.append(f"  {'Ready in':<18}{ready_ms:.0f} ms")
     return "\n" + "\n".join(lines) + "\n"
+
+
+def _api_key_lines(app: Any, api_id: str, stage: str) -> list[str]:
+    # The keys a $connect with ApiKeyRequired accepts: a generated one is known only from here
+    # (and the gateway's log line), as on AWS only the console or get-api-key shows it.
+    api = app.apis.get(api_id)
+    keys = [key for key in (api.api_keys.get(stage, ()) if api else ()) if key.enabled]
+    return [
+        f"  {'' if index else 'API keys':<18}{key.value}  (x-api-key; {key.logical_id}"
+        f"{', generated' if key.generated else ''})"
+        for index, key in enumerate(keys)
+    ]
 
 
 def _listening(info: Any) -> str:

@@ -27,7 +27,7 @@ from wsstack.hosts import DEFAULT_HOST, url_host
 from wsstack.lockfile import LockFile, LockHeld
 from wsstack.model import App, Resource
 from wsstack.snapshot import SNAPSHOT_NAME
-from wsstack.template import DEFAULT_REGION, TemplateError, resolve
+from wsstack.template import DEFAULT_REGION, TemplateError, api_key_id, resolve
 
 __all__ = ["DataError", "Emulator", "InUse", "PortInUse", "aws_client", "claim", "create_resources"]
 
@@ -437,6 +437,9 @@ _ID_ONLY = (
     "AWS::ApiGatewayV2::Authorizer",
     "AWS::ApiGatewayV2::Deployment",
     "AWS::ApiGatewayV2::RouteResponse",
+    "AWS::ApiGatewayV2::Model",
+    "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::UsagePlanKey",
 )
 
 
@@ -452,6 +455,9 @@ def _named_only_locally(app: App, refs: Mapping[str, str]) -> dict[str, str]:
             named[res.logical_id] = str(resolve(res.properties.get("StageName"), refs, app.parameters))
         elif res.type in _ID_ONLY:
             named[res.logical_id] = default_api_id(res.logical_id)[:7]
+        elif res.type == "AWS::ApiGateway::ApiKey":
+            # The key's id, as apiKeyId in events names it (its value is not what Ref gives).
+            named[res.logical_id] = api_key_id(res.logical_id)
         elif res.type == "AWS::IAM::Role":
             role_name = res.properties.get("RoleName")
             named[res.logical_id] = role_name if isinstance(role_name, str) else res.logical_id

@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["App", "Authorizer", "Function", "InvocationResult", "Resource", "Route", "WebSocketApi"]
+__all__ = [
+    "ApiKey",
+    "App",
+    "Authorizer",
+    "Function",
+    "InvocationResult",
+    "Resource",
+    "Route",
+    "StageSettings",
+    "Throttle",
+    "WebSocketApi",
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,55 @@ class Route:
     two_way: bool = False
     #: The integration's ``TimeoutInMillis`` in seconds; None for the stage's default (29 s).
     timeout: float | None = None
+    #: ``ApiKeyRequired``: AWS accepts it on ``$connect`` only for WebSocket APIs.
+    api_key_required: bool = False
+    #: ``ModelSelectionExpression``, evaluated on the body to pick a key of ``request_models``.
+    model_selection_expression: str | None = None
+    #: ``RequestModels`` resolved to their schemas: selection key -> JSON schema (draft 4).
+    request_models: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A route's throttling target (``ThrottlingBurstLimit``, ``ThrottlingRateLimit``).
+
+    None means the template sets no value: the stage does not limit that dimension locally
+    (AWS's account-level limits are not reproduced).
+    """
+
+    burst_limit: int | None = None
+    rate_limit: float | None = None
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """What an ``AWS::ApiGatewayV2::Stage`` sets that the gateway acts on."""
+
+    #: ``StageVariables``: as written in the template until the stack resolves them to strings
+    #: (:func:`wsstack.template.resolve_stage_variables`).
+    variables: dict[str, Any] = field(default_factory=dict)
+    #: ``DefaultRouteSettings``' throttling: each route's own bucket unless overridden.
+    default_throttle: Throttle = field(default_factory=Throttle)
+    #: ``RouteSettings``' throttling by route key.
+    route_throttles: dict[str, Throttle] = field(default_factory=dict)
+
+    def throttle(self, route_key: str) -> Throttle:
+        """The throttling target of one route: its ``RouteSettings``, else the default."""
+        return self.route_throttles.get(route_key, self.default_throttle)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An ``AWS::ApiGateway::ApiKey`` that a usage plan attaches to an API stage."""
+
+    logical_id: str
+    #: ``apiKeyId`` in events: the key's id (locally derived from its logical id).
+    key_id: str
+    #: The key itself: the template's ``Value``, else one generated from the logical id.
+    value: str
+    enabled: bool = True
+    #: True when the template sets no ``Value`` (the stack then prints the generated one).
+    generated: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +136,17 @@ class WebSocketApi:
     route_selection_expression: str
     routes: dict[str, Route]
     stages: tuple[str, ...]
+    #: Per stage name: stage variables and throttling.
+    stage_settings: dict[str, StageSettings] = field(default_factory=dict)
+    #: ``ApiKeySelectionExpression``: ``$request.header.x-api-key`` (AWS's default) or
+    #: ``$context.authorizer.usageIdentifierKey``.
+    api_key_selection_expression: str = "$request.header.x-api-key"
+    #: Per stage name: the API keys of the usage plans naming that stage.
+    api_keys: dict[str, tuple[ApiKey, ...]] = field(default_factory=dict)
+
+    def settings(self, stage: str) -> StageSettings:
+        """A stage's settings (none set: no variables, no throttling)."""
+        return self.stage_settings.get(stage) or StageSettings()
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outwa
 from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
 from wsstack.site import SiteServer
-from wsstack.template import DEFAULT_REGION, TemplateError, load_app, read_json_file, resolve
+from wsstack.template import DEFAULT_REGION, TemplateError, load_app, read_json_file, resolve, resolve_stage_variables
 from wsstack.tls import LocalCertificate
 from wsstack.users import create_users, load_users
 
@@ -635,7 +635,8 @@ class LocalStack:
             for stage in api.stages:
                 port, tls_port = (0, 0) if self.gateways else self._ports
                 gateway = Gateway(
-                    api, stage, self.runtime.submit, host=self.host, port=port, tls=tls, tls_port=tls_port,
+                    resolve_stage_variables(api, refs, app.parameters, region=self.region, resources=app.resources),
+                    stage, self.runtime.submit, host=self.host, port=port, tls=tls, tls_port=tls_port,
                     limits=self._limits, api_id=refs.get(api.logical_id), region=self.region,
                 )
                 # Listed before it starts, so stop() also closes a half-started gateway.

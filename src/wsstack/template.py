@@ -9,6 +9,8 @@ through untouched. There is no second, hand-written schema to drift from the tem
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -19,9 +21,9 @@ from typing import Any
 import boto3
 import yaml
 
-from wsstack.model import App, Authorizer, Function, Resource, Route, WebSocketApi
+from wsstack.model import ApiKey, App, Authorizer, Function, Resource, Route, StageSettings, Throttle, WebSocketApi
 
-__all__ = ["TemplateError", "load_app", "load_yaml", "resolve"]
+__all__ = ["TemplateError", "api_key_id", "load_app", "load_yaml", "resolve", "resolve_stage_variables"]
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -363,6 +365,7 @@ def _websocket_apis(
             for r in of_api("AWS::ApiGatewayV2::RouteResponse", api.logical_id)
             if r.properties.get("RouteResponseKey") == "$default"
         }
+        models = _models(of_api("AWS::ApiGatewayV2::Model", api.logical_id), params)
         routes = {}
         for r in of_api("AWS::ApiGatewayV2::Route", api.logical_id):
             key = str(r.properties["RouteKey"])
@@ -382,19 +385,261 @@ def _websocket_apis(
                 authorizer=authorizers[next(iter(auth_ids))] if auth_ids else None,
                 two_way=r.logical_id in two_way,
                 timeout=_integration_timeout(r, key, integration, params) if integration else None,
+                **_route_extras(r, key, models, params),
             )
-        stages = tuple(
-            str(resolve(s.properties.get("StageName"), {}, params))
-            for s in of_api("AWS::ApiGatewayV2::Stage", api.logical_id)
-        )
+        stage_resources = of_api("AWS::ApiGatewayV2::Stage", api.logical_id)
+        stages = tuple(str(resolve(s.properties.get("StageName"), {}, params)) for s in stage_resources)
+        settings = {name: _stage_settings(s, params) for name, s in zip(stages, stage_resources, strict=True)}
         apis[api.logical_id] = WebSocketApi(
             logical_id=api.logical_id,
             name=str(resolve(api.properties.get("Name", api.logical_id), {}, params)),
             route_selection_expression=str(api.properties.get("RouteSelectionExpression", "")),
             routes=routes,
             stages=tuple(dict.fromkeys(stages)) or ("$default",),
+            stage_settings=settings,
+            api_key_selection_expression=_api_key_selection_expression(api, params),
+            api_keys=_api_keys(resources, api.logical_id, stage_resources, params),
         )
     return apis
+
+
+def _as_bool(value: Any) -> bool:
+    # CloudFormation accepts booleans and their string spellings ("true", "False").
+    return value is True or str(value).lower() == "true"
+
+
+def _models(models: list[Resource], params: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """An API's ``AWS::ApiGatewayV2::Model`` schemas by ``Name``, as ``RequestModels`` name them.
+
+    API Gateway validates WebSocket bodies against JSON Schema draft 4; a schema that is not
+    one stops start-up here, as AWS refuses to create the model.
+    """
+    from jsonschema import Draft4Validator
+    from jsonschema.exceptions import SchemaError
+
+    found: dict[str, dict[str, Any]] = {}
+    for model in models:
+        name = str(resolve(model.properties.get("Name", model.logical_id), {}, params))
+        schema = model.properties.get("Schema")
+        if isinstance(schema, str):  # CloudFormation also takes the schema as a JSON string
+            try:
+                schema = json.loads(schema)
+            except ValueError as exc:
+                raise TemplateError(f"{model.logical_id}: Schema is not valid JSON: {exc}") from None
+        if not isinstance(schema, dict):
+            raise TemplateError(f"{model.logical_id}: Schema must be a JSON schema (an object).")
+        try:
+            Draft4Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise TemplateError(
+                f"{model.logical_id}: Schema is not a valid JSON schema (draft 4): {exc.message}"
+            ) from None
+        found[name] = schema
+    return found
+
+
+def _route_extras(
+    route: Resource, key: str, models: dict[str, dict[str, Any]], params: dict[str, str]
+) -> dict[str, Any]:
+    """A route's API key requirement and request validation, checked as AWS checks them."""
+    props = route.properties
+    where = f"{route.logical_id} (route {key!r})"
+    api_key_required = _as_bool(props.get("ApiKeyRequired", False))
+    if api_key_required and key != "$connect":
+        # AWS supports API keys on WebSocket APIs for the $connect route only.
+        raise TemplateError(f"{where} sets ApiKeyRequired; WebSocket APIs support API keys on $connect only.")
+    required = sorted(
+        str(name) for name, spec in (props.get("RequestParameters") or {}).items()
+        if isinstance(spec, dict) and _as_bool(spec.get("Required", False))
+    )
+    if required:
+        # API Gateway refuses a $connect that lacks a required parameter; the local gateway does
+        # not check them, so it refuses the template rather than let such a $connect through.
+        raise TemplateError(
+            f"{where}: RequestParameters {', '.join(required)} Required: true is not enforced by the local "
+            "stack; remove Required (or check the parameter in the $connect function) for local runs."
+        )
+    request_models: dict[str, dict[str, Any]] = {}
+    for selection, name in (props.get("RequestModels") or {}).items():
+        model_name = str(resolve(name, {}, params))
+        if model_name not in models:
+            raise TemplateError(
+                f"{where}: RequestModels names model {model_name!r}, which is not an AWS::ApiGatewayV2::Model "
+                "of this API; add it or fix the name."
+            )
+        request_models[str(selection)] = models[model_name]
+    expression = props.get("ModelSelectionExpression")
+    return {
+        "api_key_required": api_key_required,
+        "model_selection_expression": str(resolve(expression, {}, params)) if expression is not None else None,
+        "request_models": request_models,
+    }
+
+
+def _throttle(settings: Any, where: str, params: dict[str, str]) -> Throttle:
+    if not isinstance(settings, dict):
+        raise TemplateError(f"{where} must be an object of route settings.")
+    burst, rate = (resolve(settings.get(name), {}, params)
+                   for name in ("ThrottlingBurstLimit", "ThrottlingRateLimit"))
+    try:
+        throttle = Throttle(
+            burst_limit=int(burst) if burst is not None else None,
+            rate_limit=float(rate) if rate is not None else None,
+        )
+    except (TypeError, ValueError):
+        raise TemplateError(
+            f"{where}: ThrottlingBurstLimit must be an integer and ThrottlingRateLimit a number."
+        ) from None
+    if (throttle.burst_limit or 0) < 0 or (throttle.rate_limit or 0) < 0:
+        raise TemplateError(f"{where}: throttling limits cannot be negative.")
+    return throttle
+
+
+def _stage_settings(stage: Resource, params: dict[str, str]) -> StageSettings:
+    """A stage's variables and route throttling, from ``StageVariables``,
+    ``DefaultRouteSettings`` and ``RouteSettings``."""
+    props = stage.properties
+    # Kept as written: a value may name a resource created at start-up (!Ref Table), which
+    # resolve_stage_variables settles once the stack knows the local names.
+    variables = props.get("StageVariables") or {}
+    if not isinstance(variables, dict):
+        raise TemplateError(f"{stage.logical_id}: StageVariables must be an object of names and values.")
+    route_settings = props.get("RouteSettings") or {}
+    if not isinstance(route_settings, dict):
+        raise TemplateError(f"{stage.logical_id}: RouteSettings must be an object keyed by route key.")
+    return StageSettings(
+        variables={str(k): v for k, v in variables.items()},
+        default_throttle=_throttle(props.get("DefaultRouteSettings") or {},
+                                   f"{stage.logical_id} DefaultRouteSettings", params),
+        route_throttles={
+            str(key): _throttle(value, f"{stage.logical_id} RouteSettings {key!r}", params)
+            for key, value in route_settings.items()
+        },
+    )
+
+
+def resolve_stage_variables(
+    api: WebSocketApi,
+    refs: Mapping[str, str],
+    parameters: Mapping[str, str],
+    *,
+    region: str = DEFAULT_REGION,
+    resources: Mapping[str, Resource] | None = None,
+) -> WebSocketApi:
+    """``api`` with its stages' ``StageVariables`` resolved to the strings events carry.
+
+    Raises:
+        TemplateError: a value names something the local stack does not know (the sentence
+            names the API, the stage and the variable).
+    """
+    settings = {}
+    for stage, stage_settings in api.stage_settings.items():
+        variables = {}
+        for name, value in stage_settings.variables.items():
+            try:
+                variables[name] = str(resolve(value, refs, parameters, region=region, resources=resources))
+            except TemplateError as exc:
+                raise TemplateError(f"{api.logical_id} stage {stage}: StageVariables {name}: {exc}") from None
+        settings[stage] = dataclasses.replace(stage_settings, variables=variables)
+    return dataclasses.replace(api, stage_settings=settings)
+
+
+_API_KEY_EXPRESSIONS = ("$request.header.x-api-key", "$context.authorizer.usageIdentifierKey")
+
+
+def _api_key_selection_expression(api: Resource, params: dict[str, str]) -> str:
+    expression = str(resolve(api.properties.get("ApiKeySelectionExpression", _API_KEY_EXPRESSIONS[0]), {}, params))
+    if expression not in _API_KEY_EXPRESSIONS:
+        raise TemplateError(
+            f"{api.logical_id}: ApiKeySelectionExpression {expression!r} is not one API Gateway accepts; use "
+            "$request.header.x-api-key or $context.authorizer.usageIdentifierKey."
+        )
+    return expression
+
+
+def _local_id(logical_id: str, length: int) -> str:
+    """A stable lowercase alphanumeric id derived from a logical id (AWS generates one)."""
+    digest = int.from_bytes(hashlib.sha256(logical_id.encode()).digest(), "big")
+    chars = []
+    for _ in range(length):
+        digest, index = divmod(digest, 36)
+        chars.append("0123456789abcdefghijklmnopqrstuvwxyz"[index])
+    return "".join(chars)
+
+
+def api_key_id(logical_id: str) -> str:
+    """An ``AWS::ApiGateway::ApiKey``'s id (its ``Ref``, ``apiKeyId`` in events), stable across runs."""
+    return _local_id(logical_id, 10)
+
+
+def _api_keys(
+    resources: dict[str, Resource], api_id: str, stages: list[Resource], params: dict[str, str]
+) -> dict[str, tuple[ApiKey, ...]]:
+    """The API keys that usage plans attach to each stage of one API.
+
+    A key works on a stage when an ``AWS::ApiGateway::UsagePlanKey`` puts it in an
+    ``AWS::ApiGateway::UsagePlan`` whose ``ApiStages`` name that API and stage. What a usage
+    plan also meters (``Throttle``, ``Quota``) is not reproduced locally, so a plan that sets
+    either stops start-up rather than being ignored.
+    """
+    stage_names = {s.logical_id: str(resolve(s.properties.get("StageName"), {}, params)) for s in stages}
+    plans: dict[str, set[str]] = {}
+    for plan in resources.values():
+        if plan.type != "AWS::ApiGateway::UsagePlan":
+            continue
+        for api_stage in plan.properties.get("ApiStages") or []:
+            if _referenced_ids(api_stage.get("ApiId")) != {api_id}:
+                continue
+            if api_stage.get("Throttle"):
+                raise TemplateError(f"{plan.logical_id}: ApiStages Throttle is not enforced by the local stack; "
+                                    "remove it for local runs (throttle with the stage's RouteSettings).")
+            stage_ref = api_stage.get("Stage")
+            named = _referenced_ids(stage_ref) & set(stage_names)
+            stage = stage_names[next(iter(named))] if named else str(resolve(stage_ref, {}, params))
+            plans.setdefault(plan.logical_id, set()).add(stage)
+            for unsupported in ("Throttle", "Quota"):
+                if plan.properties.get(unsupported):
+                    raise TemplateError(
+                        f"{plan.logical_id}: {unsupported} is not enforced by the local stack; remove it for local "
+                        "runs (throttle with the stage's DefaultRouteSettings or RouteSettings)."
+                    )
+    keys: dict[str, list[ApiKey]] = {}
+    for plan_key in resources.values():
+        if plan_key.type != "AWS::ApiGateway::UsagePlanKey":
+            continue
+        plan_ids = _referenced_ids(plan_key.properties.get("UsagePlanId")) & set(plans)
+        key_ids = _referenced_ids(plan_key.properties.get("KeyId"))
+        key_res = next((resources[k] for k in sorted(key_ids) if k in resources
+                        and resources[k].type == "AWS::ApiGateway::ApiKey"), None)
+        if not plan_ids:
+            continue
+        if key_res is None:
+            raise TemplateError(
+                f"{plan_key.logical_id}: KeyId must be !Ref an AWS::ApiGateway::ApiKey of this template."
+            )
+        key = _api_key(key_res, params)
+        for stage in plans[next(iter(plan_ids))]:
+            if key not in keys.setdefault(stage, []):
+                keys[stage].append(key)
+    return {stage: tuple(found) for stage, found in keys.items()}
+
+
+def _api_key(res: Resource, params: dict[str, str]) -> ApiKey:
+    """An API key as AWS creates it: its ``Value``, else a generated one (here stable across runs)."""
+    value = res.properties.get("Value")
+    if value is not None:
+        value = str(resolve(value, {}, params))
+        if len(value) < 20:
+            # API Gateway refuses key values shorter than 20 characters.
+            raise TemplateError(f"{res.logical_id}: Value must be at least 20 characters, as API Gateway requires.")
+    return ApiKey(
+        logical_id=res.logical_id,
+        key_id=api_key_id(res.logical_id),
+        value=value if value is not None else _local_id(f"api-key:{res.logical_id}", 40),
+        # CloudFormation creates a key disabled unless Enabled is true.
+        enabled=_as_bool(res.properties.get("Enabled", False)),
+        generated=value is None,
+    )
 
 
 def _lambda_proxy_target(

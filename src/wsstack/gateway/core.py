@@ -15,7 +15,9 @@ import base64
 import fnmatch
 import functools
 import hashlib
+import hmac
 import json
+import math
 import re
 import secrets
 import time
@@ -25,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from wsstack.model import Authorizer, InvocationResult, Route, WebSocketApi
+from wsstack.model import ApiKey, Authorizer, InvocationResult, Route, StageSettings, Throttle, WebSocketApi
 
 __all__ = [
     "CONNECT_ROUTE",
@@ -37,7 +39,9 @@ __all__ = [
     "ConnectionRegistry",
     "HandshakeRequest",
     "Limits",
+    "RouteThrottles",
     "StageContext",
+    "TokenBucket",
     "build_authorizer_event",
     "build_connect_event",
     "build_disconnect_event",
@@ -47,6 +51,7 @@ __all__ = [
     "connect_subprotocol",
     "default_api_id",
     "error_frame",
+    "find_api_key",
     "format_iso8601",
     "format_request_time",
     "interpret_authorizer_result",
@@ -54,9 +59,11 @@ __all__ = [
     "missing_identity_sources",
     "new_connection_id",
     "new_request_id",
+    "select_model",
     "select_route",
     "selection_key",
     "server_close_details",
+    "validate_body",
 ]
 
 CONNECT_ROUTE = "$connect"
@@ -179,6 +186,8 @@ class StageContext:
         domain_name: ``requestContext.domainName`` (locally ``host:port``).
         region: Region used in the authorizer's ``methodArn``.
         account_id: Account id used in the authorizer's ``methodArn``.
+        stage_variables: The stage's ``StageVariables``; events carry them as
+            ``stageVariables`` (see :func:`build_message_event`).
     """
 
     api_id: str
@@ -186,6 +195,7 @@ class StageContext:
     domain_name: str
     region: str = "us-east-1"
     account_id: str = "123456789012"
+    stage_variables: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def method_arn(self) -> str:
@@ -298,6 +308,8 @@ class Connection:
     user_agent: str | None = None
     authorizer: dict[str, Any] | None = None
     last_active_at: float = 0.0
+    #: The API key the connection presented on ``$connect`` (routes requiring one only).
+    api_key: ApiKey | None = None
 
     def __post_init__(self) -> None:
         if not self.last_active_at:
@@ -543,6 +555,160 @@ def select_route(api: WebSocketApi, body: str) -> Route | None:
     return api.routes.get(DEFAULT_ROUTE)
 
 
+# --------------------------------------------------------------------- throttling
+#
+# API Gateway throttles each route of a stage with a token bucket: ThrottlingBurstLimit is
+# the bucket's size, ThrottlingRateLimit the tokens added per second, one token per request
+# (websocket-api-protect in the API Gateway developer guide). DefaultRouteSettings give each
+# route its own bucket; RouteSettings override them for one route key. A throttled $connect
+# is refused with 429 Too Many Requests, as the guide says clients receive; a throttled
+# message gets an error frame in the shape of API Gateway's others, {"message": "Too Many
+# Requests", "connectionId", "requestId"} (the guide names the 429 only, not the frame's text).
+# The integration is not invoked either way. AWS applies throttles "on a best-effort basis"
+# and also has account-level limits; locally the stage's are exact and the account's absent.
+
+
+class TokenBucket:
+    """One route's token bucket; ``now`` is injected, in seconds of any monotonic clock.
+
+    Args:
+        throttle: The route's limits. No burst limit means a bucket of one second's rate;
+            no rate limit means the bucket refills at once (nothing is throttled).
+        now: The time the bucket starts, full.
+    """
+
+    def __init__(self, throttle: Throttle, now: float) -> None:
+        self.rate = math.inf if throttle.rate_limit is None else throttle.rate_limit
+        if throttle.burst_limit is not None:
+            self.capacity = float(throttle.burst_limit)
+        else:
+            self.capacity = max(1.0, self.rate) if throttle.rate_limit is not None else math.inf
+        self.tokens = self.capacity
+        self.updated = now
+
+    def take(self, now: float) -> bool:
+        """Spend a token if one is left (True), else the request is throttled (False)."""
+        if self.rate == math.inf and self.capacity > 0:
+            return True
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.updated = max(self.updated, now)
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class RouteThrottles:
+    """The token buckets of one stage's routes, made on first use."""
+
+    def __init__(self, settings: StageSettings) -> None:
+        self._settings = settings
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def allow(self, route_key: str, now: float) -> bool:
+        """Whether a request to ``route_key`` at ``now`` may reach its integration."""
+        bucket = self._buckets.get(route_key)
+        if bucket is None:
+            bucket = self._buckets[route_key] = TokenBucket(self._settings.throttle(route_key), now)
+        return bucket.take(now)
+
+
+# ------------------------------------------------------------------ request validation
+#
+# A route with a ModelSelectionExpression validates each message body before the
+# integration runs: the expression (evaluated like a route selection expression) picks a
+# key of the route's RequestModels, else the "$default" model; with neither, validation
+# fails. The models are JSON Schema draft 4. A body that fails gets API Gateway's
+# BAD_REQUEST_BODY gateway response as an error frame, and the function is not invoked
+# (websocket-api-request-validation in the API Gateway developer guide, whose wscat example
+# shows the frame: {"message": "Invalid request body", "connectionId", "requestId"}). Without
+# a model selection expression there is no validation, as on AWS.
+
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    # One compiled validator per schema object (they live as long as the app).
+    from jsonschema import Draft4Validator
+
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = _VALIDATORS[id(schema)] = (schema, Draft4Validator(schema))
+    return cached[1]
+
+
+def select_model(route: Route, body: str) -> tuple[str | None, dict[str, Any] | None]:
+    """``(model key, schema)`` the route validates ``body`` against.
+
+    ``(None, None)`` when the route validates nothing (no model selection expression);
+    ``(key, None)`` when the selected key has no model and there is no ``$default`` model,
+    which fails validation as on AWS.
+    """
+    expression = route.model_selection_expression
+    if expression is None:
+        return None, None
+    key = selection_key(expression, body)
+    if key is not None and key in route.request_models:
+        return key, route.request_models[key]
+    if DEFAULT_ROUTE in route.request_models:
+        return DEFAULT_ROUTE, route.request_models[DEFAULT_ROUTE]
+    return key or "", None
+
+
+def validate_body(route: Route, body: str) -> str | None:
+    """Why ``body`` fails the route's request validation (for the log), or None when it passes."""
+    key, schema = select_model(route, body)
+    if key is None:
+        return None
+    if schema is None:
+        return f"no request model for {key!r} and no $default model"
+    try:
+        document = _parse_json(body)
+    except ValueError:
+        return "the body is not JSON"
+    error = next(iter(_validator(schema).iter_errors(document)), None)
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"model {key!r}: {error.message}" + (f" at {where}" if where else "")
+
+
+# ---------------------------------------------------------------------------- API keys
+#
+# API keys on a WebSocket API guard $connect only (ApiKeyRequired on that route). The API's
+# ApiKeySelectionExpression says where the key comes from: the x-api-key header of the
+# upgrade (the default), or the usageIdentifierKey a Lambda authorizer returns. A missing,
+# unknown or disabled key, or one no usage plan attaches to the stage, refuses the upgrade
+# with 403 Forbidden; events then name the key in requestContext.identity.
+
+_AUTHORIZER_KEY = "$context.authorizer.usageIdentifierKey"
+
+
+def find_api_key(
+    expression: str,
+    handshake: HandshakeRequest,
+    keys: Iterable[ApiKey],
+    *,
+    usage_identifier_key: str | None = None,
+) -> ApiKey | None:
+    """The enabled key of this stage that the handshake presents, or None.
+
+    Args:
+        expression: The API's ``ApiKeySelectionExpression``.
+        handshake: The upgrade request (for ``$request.header.x-api-key``).
+        keys: The API keys usage plans attach to the stage.
+        usage_identifier_key: What the authorizer returned as ``usageIdentifierKey``.
+    """
+    presented = usage_identifier_key if expression == _AUTHORIZER_KEY else handshake.header("x-api-key")
+    if not presented:
+        return None
+    for key in keys:
+        if key.enabled and hmac.compare_digest(key.value.encode(), presented.encode()):
+            return key
+    return None
+
+
 # ---------------------------------------------------------------------------- events
 #
 # Field sets follow events captured from AWS (the Powertools fixtures and others):
@@ -550,6 +716,24 @@ def select_route(api: WebSocketApi, body: str) -> Route | None:
 # only when there is one; MESSAGE has no headers; DISCONNECT carries a fixed header set
 # (Host, x-api-key, X-Forwarded-For, x-restapi) plus the close code and reason.
 # requestId and extendedRequestId are the same value on WebSocket APIs.
+
+
+def _identity(connection: Connection) -> dict[str, str]:
+    # With an API key, requestContext.identity names it (apiKey, apiKeyId) as on REST APIs;
+    # the @connections GET identity does not.
+    identity = connection.identity()
+    if connection.api_key is not None:
+        identity["apiKey"] = connection.api_key.value
+        identity["apiKeyId"] = connection.api_key.key_id
+    return identity
+
+
+def _with_stage_variables(event: dict[str, Any], stage: StageContext) -> dict[str, Any]:
+    # AWS adds stageVariables to an integration's event only when the stage has some (no
+    # key at all otherwise); Powertools' WebSocket models ignore it either way.
+    if stage.stage_variables:
+        event["stageVariables"] = dict(stage.stage_variables)
+    return event
 
 
 def _request_context(
@@ -575,7 +759,7 @@ def _request_context(
             "stage": stage.stage,
             "connectedAt": _ms(connection.connected_at),
             "requestTimeEpoch": _ms(now),
-            "identity": connection.identity(),
+            "identity": _identity(connection),
             "requestId": request_id,
             "domainName": stage.domain_name,
             "connectionId": connection.connection_id,
@@ -614,7 +798,7 @@ def build_connect_event(
         now=now,
     )
     event["isBase64Encoded"] = False
-    return event
+    return _with_stage_variables(event, stage)
 
 
 def build_message_event(
@@ -629,7 +813,7 @@ def build_message_event(
 ) -> dict[str, Any]:
     """A message route's event (eventType MESSAGE); text frames only, so never base64."""
     now = time.time() if now is None else now
-    return {
+    event = {
         "requestContext": _request_context(
             stage,
             connection,
@@ -642,6 +826,7 @@ def build_message_event(
         "body": body,
         "isBase64Encoded": False,
     }
+    return _with_stage_variables(event, stage)
 
 
 def build_disconnect_event(
@@ -658,7 +843,7 @@ def build_disconnect_event(
     headers, multi_headers = _single_and_multi(
         [("Host", stage.domain_name), ("x-api-key", ""), ("X-Forwarded-For", ""), ("x-restapi", "")]
     )
-    return {
+    event = {
         "headers": headers,
         "multiValueHeaders": multi_headers,
         "requestContext": _request_context(
@@ -672,6 +857,7 @@ def build_disconnect_event(
         ),
         "isBase64Encoded": False,
     }
+    return _with_stage_variables(event, stage)
 
 
 def build_authorizer_event(
@@ -703,7 +889,8 @@ def build_authorizer_event(
         "multiValueHeaders": multi_headers,
         "queryStringParameters": query,
         "multiValueQueryStringParameters": multi_query,
-        "stageVariables": {},
+        # Always present for the authorizer, empty when the stage has none.
+        "stageVariables": dict(stage.stage_variables),
         "requestContext": _request_context(
             stage,
             unauthorized,
@@ -776,6 +963,8 @@ class AuthorizerDecision:
     principal_id: str | None = None
     context: dict[str, str] = field(default_factory=dict)
     detail: str = ""
+    #: The authorizer's ``usageIdentifierKey``: the API key, when the API selects it so.
+    usage_identifier_key: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -875,7 +1064,11 @@ def interpret_authorizer_result(result: InvocationResult, method_arn: str) -> Au
         return AuthorizerDecision(500, detail=f"malformed authorizer response: {exc}")
     if not allowed:
         return AuthorizerDecision(403, detail="policy does not allow the methodArn")
-    return AuthorizerDecision(200, principal_id=str(principal_id), context=context)
+    usage_key = payload.get("usageIdentifierKey")
+    return AuthorizerDecision(
+        200, principal_id=str(principal_id), context=context,
+        usage_identifier_key=usage_key if isinstance(usage_key, str) else None,
+    )
 
 
 # --------------------------------------------------------------- integration results
@@ -942,7 +1135,8 @@ def error_frame(message: str, connection_id: str, request_id: str) -> str:
     """The JSON frame API Gateway sends a client when it cannot serve a message.
 
     ``message`` is ``"Forbidden"`` (no route), ``"Internal server error"`` (the
-    integration failed) or ``"Endpoint request timed out"``.
+    integration failed), ``"Endpoint request timed out"``, ``"Invalid request body"``
+    (request validation) or ``"Too Many Requests"`` (throttled).
     """
     return json.dumps({"message": message, "connectionId": connection_id, "requestId": request_id})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import cast
+from urllib.parse import unquote_to_bytes
 
 __all__ = ["PortSharer", "is_websocket_request"]
 
@@ -23,9 +24,11 @@ def is_websocket_request(request_line: bytes) -> bool:
     """True for a request the WebSocket server should take: a GET outside ``@connections``.
 
     Any other GET gets the WebSocket server's own refusal (426, or 403 off the stage path).
+    The target is percent-decoded first, as API Gateway decodes it: a GET of
+    ``/<stage>/%40connections/<id>`` is an ``@connections`` call.
     """
     method, _, rest = request_line.partition(b" ")
-    target = rest.partition(b" ")[0]
+    target = unquote_to_bytes(rest.partition(b" ")[0])
     return method == b"GET" and b"/@connections" not in target
 
 

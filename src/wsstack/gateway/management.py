@@ -119,10 +119,18 @@ class ManagementApi:
         return _error(403, "ForbiddenException", "Forbidden")
 
     def _connection_id(self, path: str) -> str | None:
-        if not path.startswith(self._prefix):
+        """The connection id a request path names, or None when it names none.
+
+        The path is percent-decoded once before it is matched, as API Gateway does: boto3
+        sends ``/<stage>/%40connections/<id with %3D>``, as AWS's own SigV4 examples for
+        ``@connections`` do, and curl may send ``@`` and ``=`` as they are. An encoded ``/``
+        (``%2F``) is not a separator on AWS either; it ends up inside the id, which no
+        connection has, so such a path is refused like any other that names no id.
+        """
+        decoded = unquote(path)
+        if not decoded.startswith(self._prefix):
             return None
-        # boto3 percent-encodes the id ('=' becomes %3D).
-        connection_id = unquote(path[len(self._prefix):])
+        connection_id = decoded[len(self._prefix):]
         return connection_id if connection_id and "/" not in connection_id else None
 
     async def _post(self, connection_id: str, data: bytes) -> Response:

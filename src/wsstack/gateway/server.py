@@ -38,6 +38,7 @@ from wsstack.gateway.core import (
     ConnectionRegistry,
     HandshakeRequest,
     Limits,
+    RouteThrottles,
     StageContext,
     build_authorizer_event,
     build_connect_event,
@@ -48,6 +49,7 @@ from wsstack.gateway.core import (
     connect_subprotocol,
     default_api_id,
     error_frame,
+    find_api_key,
     interpret_authorizer_result,
     is_sigv4_signed,
     message_reply,
@@ -56,6 +58,7 @@ from wsstack.gateway.core import (
     new_request_id,
     select_route,
     server_close_details,
+    validate_body,
 )
 from wsstack.gateway.listener import PortSharer
 from wsstack.gateway.management import ManagementApi
@@ -176,6 +179,8 @@ class Gateway:
             self, stage, max_payload=self.limits.max_message_bytes, require_signature=not is_loopback(host)
         )
         self._live: dict[str, _Live] = {}
+        # The stage's per-route token buckets (DefaultRouteSettings, RouteSettings).
+        self._throttles = RouteThrottles(api.settings(stage))
         # Connections whose $connect succeeded but whose handler has not started yet.
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, Connection] = weakref.WeakKeyDictionary()
         # Invocations the gateway gave up on (timeout) but that are still running, as a
@@ -213,11 +218,19 @@ class Gateway:
             stage=self.stage,
             domain_name=domain_name,
             region=self._region,
+            stage_variables={name: str(value) for name, value in self.api.settings(self.stage).variables.items()},
         )
         logger.info(
             "gateway serving %s (@connections at %s)%s", self.url, self.management_url,
             f", and over TLS at {self.secure_url}" if self.secure_url else "",
         )
+        for key in self.api.api_keys.get(self.stage, ()):
+            # AWS generates a key's value when the template sets none; locally it is derived from
+            # the key's logical id (the same on every run) and said here, so a client can use it.
+            logger.info(
+                "API key %s (id %s%s) for %s stage %s: x-api-key %s", key.logical_id, key.key_id,
+                ", disabled" if not key.enabled else "", self.api.logical_id, self.stage, key.value,
+            )
 
     async def _listen(self, port: int, tls: ssl.SSLContext | None) -> Server:
         # websockets' Server keeps the bookkeeping serve() would (open connections, handler
@@ -341,12 +354,24 @@ class Gateway:
         route = self.api.routes.get(CONNECT_ROUTE)
         if route is None:
             return 200, "no $connect route", None  # $connect is optional
+        if not self._throttles.allow(CONNECT_ROUTE, time.monotonic()):
+            # A throttled $connect is refused with 429 Too Many Requests before anything runs.
+            return 429, "$connect throttled (stage route settings)", None
         if route.authorization_type == "AWS_IAM" and not is_sigv4_signed(handshake):
             return 403, "AWS_IAM route: the upgrade is not signed with SigV4", None
+        usage_identifier_key = None
         if route.authorization_type == "CUSTOM" and route.authorizer is not None:
-            status, detail = await self._authorize(route, handshake, record, request_id)
+            status, detail, usage_identifier_key = await self._authorize(route, handshake, record, request_id)
             if status != 200:
                 return status, detail, None
+        if route.api_key_required:
+            key = find_api_key(
+                self.api.api_key_selection_expression, handshake, self.api.api_keys.get(self.stage, ()),
+                usage_identifier_key=usage_identifier_key,
+            )
+            if key is None:
+                return 403, "missing, unknown or disabled API key", None
+            record.api_key = key
         if route.function is None:
             return 200, "", None
         event = build_connect_event(self.context, handshake, record, request_id=request_id)
@@ -359,24 +384,25 @@ class Gateway:
 
     async def _authorize(
         self, route: Route, handshake: HandshakeRequest, record: Connection, request_id: str
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str, str | None]:
+        """``(status, detail, usageIdentifierKey)`` of the authorizer's decision."""
         authorizer = route.authorizer
         assert authorizer is not None
         missing = missing_identity_sources(authorizer, handshake)
         if missing:
             # AWS answers 401 without invoking the authorizer.
-            return 401, f"missing identity source {', '.join(missing)}"
+            return 401, f"missing identity source {', '.join(missing)}", None
         event = build_authorizer_event(self.context, handshake, record, request_id=request_id)
         started = time.monotonic()
         outcome = await self._call(authorizer.function, event)
         latency_ms = int((time.monotonic() - started) * 1000)
         if outcome is _TIMED_OUT:
-            return 500, "authorizer timed out"
+            return 500, "authorizer timed out", None
         assert isinstance(outcome, InvocationResult)
         decision = interpret_authorizer_result(outcome, self.context.method_arn)
         if decision.allowed:
             record.authorizer = decision.request_context_authorizer(latency_ms)
-        return decision.status, decision.detail
+        return decision.status, decision.detail, decision.usage_identifier_key
 
     # ---------------------------------------------------------------- connection
 
@@ -463,6 +489,18 @@ class Gateway:
         if route is None:
             answered.append(await self._send(live, error_frame("Forbidden", record.connection_id, request_id)))
             self._log_route(record.connection_id, "-", request_id, 403, started, "no matching route")
+            return
+        if not self._throttles.allow(route.route_key, time.monotonic()):
+            # The stage's token bucket for this route is empty: the integration is not invoked.
+            answered.append(await self._send(live, error_frame("Too Many Requests", record.connection_id, request_id)))
+            self._log_route(record.connection_id, route.route_key, request_id, 429, started, "throttled")
+            return
+        invalid = validate_body(route, body)
+        if invalid is not None:
+            # API Gateway's BAD_REQUEST_BODY response; the integration is not invoked.
+            frame = error_frame("Invalid request body", record.connection_id, request_id)
+            answered.append(await self._send(live, frame))
+            self._log_route(record.connection_id, route.route_key, request_id, 400, started, invalid)
             return
         if route.function is None:
             self._log_route(record.connection_id, route.route_key, request_id, 200, started, "no Lambda")
@@ -681,6 +719,7 @@ def _refusal_message(status: int) -> str | None:
     return {
         401: "Unauthorized",
         403: "Forbidden",
+        429: "Too Many Requests",
         500: "Internal server error",
         502: "Internal server error",
         504: "Endpoint request timed out",

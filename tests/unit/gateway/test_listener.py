@@ -16,6 +16,7 @@ from wsstack.gateway.listener import MAX_REQUEST_LINE, PortSharer, is_websocket_
         (b"GET /other HTTP/1.1", True),  # refused by the WebSocket server (403), as a wrong stage is
         (b"POST /dev/@connections/abc%3D HTTP/1.1", False),
         (b"GET /dev/@connections/abc%3D HTTP/1.1", False),
+        (b"GET /dev/%40connections/abc%3D HTTP/1.1", False),  # as AWS's signed-request examples send it
         (b"DELETE /dev/@connections/abc%3D HTTP/1.1", False),
         (b"PUT /dev HTTP/1.1", False),
         (b"", False),
