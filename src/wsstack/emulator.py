@@ -328,6 +328,11 @@ def _create_table(res: Resource, props: dict[str, Any], client: Any) -> _Created
     args = _api_arguments(client, "CreateTable", {**props, "TableName": name})
     if "StreamSpecification" in props:  # CloudFormation leaves StreamEnabled implicit
         args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    if "SSESpecification" in props:  # CloudFormation spells the API's Enabled as SSEEnabled
+        sse = dict(props["SSESpecification"])
+        if "SSEEnabled" in sse:
+            sse["Enabled"] = sse.pop("SSEEnabled")
+        args["SSESpecification"] = sse
     try:
         table = client.create_table(**args)["TableDescription"]
     except client.exceptions.ResourceInUseException:
