@@ -40,6 +40,9 @@ def test_fails_after_a_broadcast(wsstack):
     with wsstack.connect() as client:
         client.send(json.dumps({"action": "sendmessage", "data": "before the failure"}))
         assert client.recv(timeout=10) == "before the failure"
+    # The gateway logs the route once the function has returned, which may be after the
+    # broadcast arrived: wait for that line, so that the report is sure to show it.
+    wsstack.process.expect(lambda line: "routeKey=sendmessage" in line, 10, "no sendmessage line")
     assert False, "this test fails on purpose"
 '''
 
@@ -71,7 +74,7 @@ def test_ini_options_and_markers_configure_the_stacks_and_failures_carry_the_sta
     output = result.stdout.str()
     section = output.split("Captured wsstack log call (app/template.yaml)", 1)[1]
     section = section.split("short test summary info", 1)[0]
-    assert "sendmessage" in section
+    assert "routeKey=sendmessage" in section
     assert "wsstack: ready" not in section
     # Only the failing test's report carries one.
     assert output.count("Captured wsstack log call") == 1
