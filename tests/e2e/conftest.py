@@ -7,13 +7,7 @@ instead; tests that need the emulator's internals are skipped there.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,9 +19,10 @@ import boto3
 import pytest
 
 from chatclient import Backoff, ChatClient, ChatSession, Target, Tokens, ensure_user, remove_user_data, sign_in
+from wsstack import pytest_plugin as plugin
 
 ROOT = Path(__file__).resolve().parents[2]
-READY_LINE = "wsstack: ready"
+READY_LINE = plugin.READY_LINE
 PASSWORD = "Passw0rd-e2e"
 
 
@@ -35,7 +30,7 @@ PASSWORD = "Passw0rd-e2e"
 class RunningStack:
     target: Target
     state: dict[str, object]
-    process: StackProcess | None
+    process: plugin.StackProcess | None
     local: bool
     #: Physical table names by logical id (the state file's resources, or the stack outputs).
     tables: dict[str, str]
@@ -54,69 +49,21 @@ class RunningStack:
         return str(resources[logical_id])
 
 
-class ChildProcess:
-    """A child process whose output (stdout and stderr) a thread drains line by line, so the
-    child never blocks on a full pipe and tests can wait, bounded, for what it prints."""
+class ChildProcess(plugin.ChildProcess):
+    """A child process (run in the repository) whose output a thread drains line by line, so
+    tests can wait, bounded, for what it prints."""
 
     def __init__(self, argv: list[str], **popen: Any) -> None:
         popen.setdefault("cwd", ROOT)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
-        #: Every line printed so far.
-        self.output: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def expect(self, matches: Callable[[str], bool], timeout: float, failure: str) -> str:
-        """The next line for which ``matches`` holds; AssertionError with ``failure`` and the
-        output if none comes within ``timeout`` or the child ends first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                line = None
-            if line is None:
-                raise AssertionError(f"{failure}; it printed:\n" + "".join(self.output))
-            if matches(line):
-                return line
-
-    def wait_drained(self, timeout: float) -> None:
-        """Return once everything the (ended) child printed is in ``output``."""
-        while self._lines.get(timeout=timeout) is not None:
-            pass
+        super().__init__(argv, **popen)
 
 
-class StackProcess(ChildProcess):
-    """`wsstack up` on free ports."""
+class StackProcess(plugin.StackProcess):
+    """`wsstack up` on free ports, run in the repository."""
 
-    def __init__(self, state_file: Path, *extra: str) -> None:
-        super().__init__(
-            [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--tls-port", "0",
-             "--emulator-port", "0", "--state-file", str(state_file), *extra]
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        try:
-            self.expect(lambda line: line.startswith(READY_LINE), timeout, "the stack did not become ready")
-        except AssertionError:
-            self.proc.kill()
-            raise
-
-    def stop(self) -> int:
-        """Ctrl-C, as a user would; the exit status."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+    def __init__(self, state_file: Path, *extra: str, **popen: Any) -> None:
+        popen.setdefault("cwd", ROOT)
+        super().__init__(state_file, *extra, **popen)
 
 
 def start_stack(state_file: Path, *extra: str) -> StackProcess:
@@ -127,7 +74,9 @@ def start_stack(state_file: Path, *extra: str) -> StackProcess:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def stack(pytestconfig: pytest.Config, wsstack_stacks: plugin.Stacks) -> Iterator[RunningStack]:
+    """The stack the tests share: the pytest plugin's stack of the project's template (the one
+    its ``wsstack`` fixture gives), or the deployed stack CHAT_E2E_STACK_NAME names."""
     stack_name = os.environ.get("CHAT_E2E_STACK_NAME")
     if stack_name:
         region = os.environ.get("AWS_REGION", "us-east-1")
@@ -136,31 +85,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
             tables=Target.tables_from_cloudformation(stack_name, region),
         )
         return
-    yield from _local_stack(tmp_path_factory)
+    # Stopped by the plugin when the run ends; its log is attached to the tests that fail.
+    yield _running(wsstack_stacks.get(plugin.stack_config(pytestconfig)))
 
 
-def _local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    state_file = tmp_path_factory.mktemp("stack") / "stack.json"
-    proc = start_stack(state_file)
-    state = json.loads(state_file.read_text())
-    try:
-        yield RunningStack(
-            Target.from_state_file(state_file), state, proc, local=True,
-            tables=Target.tables_from_state_file(state_file),
-        )
-    finally:
-        proc.stop()
-        # What the stack logged, shown by pytest when a test failed.
-        sys.stderr.write("".join(proc.output)[-20000:])
+def _running(local: plugin.Stack) -> RunningStack:
+    return RunningStack(
+        Target.from_state_file(local.state_file), local.state, local.process, local=True,
+        tables=Target.tables_from_state_file(local.state_file),
+    )
 
 
 @pytest.fixture(scope="module")
-def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def own_stack(pytestconfig: pytest.Config, wsstack_stacks: plugin.Stacks) -> Iterator[RunningStack]:
     """A local stack for one module alone: for tests that create and delete fixed names
     (the demo users alice and bob), which must not change the shared stack under others."""
     if os.environ.get("CHAT_E2E_STACK_NAME"):
         pytest.skip("needs a local stack of its own")
-    yield from _local_stack(tmp_path_factory)
+    local = wsstack_stacks.start(plugin.stack_config(pytestconfig))
+    try:
+        yield _running(local)
+    finally:
+        wsstack_stacks.stop(local)
 
 
 @pytest.fixture
