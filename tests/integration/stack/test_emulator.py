@@ -107,3 +107,17 @@ def test_a_table_whose_indexes_the_template_changed_is_recreated_and_one_line_sa
         "MessagesTable: the template changed the keys, indexes or stream of table Messages_AlexHo; "
         "recreated it, dropping its 2 items"
     ]
+
+
+def test_a_table_with_cloudformations_sse_spelling_is_created_encrypted(monkeypatch):
+    # AWS's samples write SSESpecification: {SSEEnabled: true}, CloudFormation's name for the
+    # CreateTable API's Enabled.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    public_chat = load_app(ROOT / "tests" / "fixtures" / "public_chat" / "template.yaml", {})
+    with mock_aws():
+        created = create_resources(public_chat)
+        described = boto3.client("dynamodb", region_name="us-east-1").describe_table(
+            TableName=created["ConnectionsTable"])["Table"]
+    assert created["ConnectionsTable"] == "simplechat_connections"
+    assert described["SSEDescription"]["Status"] == "ENABLED"
