@@ -44,6 +44,8 @@ pool and app client ids and CA bundle, boto3 clients for the local services
 itself lives for the whole run, while the fixture is resolved per test (that is how markers
 reach it); fixtures of a wider scope use ``wsstack_stacks``, the run's pool of stacks::
 
+    from wsstack.pytest_plugin import stack_config
+
     @pytest.fixture(scope="session")
     def table(wsstack_stacks, pytestconfig):
         stack = wsstack_stacks.get(stack_config(pytestconfig))
@@ -223,7 +225,11 @@ def _parameters(lines: Sequence[str], source: str) -> tuple[tuple[str, str], ...
 
 
 def stack_config(config: pytest.Config, node: pytest.Item | pytest.Collector | None = None) -> StackConfig:
-    """The configuration of the ini options, changed by ``node``'s closest ``wsstack`` marker."""
+    """The configuration of the ini options, changed by ``node``'s closest ``wsstack`` marker.
+
+    Raises:
+        pytest.UsageError: an option or the marker is malformed (the message names it).
+    """
     base = config.rootpath
     template = config.getini("wsstack_template") or "template.yaml"
     parameters = dict(_parameters(config.getini("wsstack_parameters"), "wsstack_parameters"))
@@ -480,7 +486,7 @@ class Stacks:
             if config not in self._shared:
                 try:
                     self._shared[config] = self.start(config)
-                except (AssertionError, OSError) as exc:
+                except (AssertionError, OSError, ValueError) as exc:
                     self._failed[config] = f"wsstack: the stack of {config.label()} did not start: {exc}"
                     pytest.fail(self._failed[config], pytrace=False)
             return self._shared[config]
@@ -598,7 +604,11 @@ def wsstack_stacks(pytestconfig: pytest.Config) -> Iterator[Stacks]:
 def wsstack(request: pytest.FixtureRequest, wsstack_stacks: Stacks) -> Iterator[Stack]:
     """The running local stack of the project's template (or of the test's ``wsstack`` marker),
     shared by the whole run; connections the test opened with ``connect`` are closed after it."""
-    stack = wsstack_stacks.get(stack_config(request.config, request.node))
+    try:
+        config = stack_config(request.config, request.node)
+    except pytest.UsageError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    stack = wsstack_stacks.get(config)
     yield stack
     stack.close_connections()
 

@@ -99,3 +99,68 @@ def test_a_template_that_does_not_exist_fails_the_tests_with_the_option_to_fix(p
 
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*nowhere/template.yaml does not exist; set wsstack_template in the ini file*"])
+
+
+CONFIG_TESTS = '''
+from pathlib import Path
+
+import pytest
+
+from wsstack.pytest_plugin import stack_config
+
+
+def test_ini(request):
+    config = stack_config(request.config, request.node)
+    assert config.template == request.config.rootpath / "app" / "template.yaml"
+    assert config.parameters == (("Stage", "dev"), ("TableName", "ini_table"))
+    assert config.env_vars == request.config.rootpath / "env.json"
+    assert config.users is None
+    assert config.args == ("--idle-timeout", "5")
+    assert config.ready_timeout == 30
+
+
+@pytest.mark.wsstack(template="other/template.yaml", parameters={"TableName": "marked"}, users="users.json")
+def test_marked(request):
+    config = stack_config(request.config, request.node)
+    assert config.template == request.config.rootpath / "other" / "template.yaml"
+    assert config.parameters == (("Stage", "dev"), ("TableName", "marked"))
+    assert config.users == request.config.rootpath / "users.json"
+    assert config.argv()[:2] == ["--template", str(config.template)]
+
+
+@pytest.mark.wsstack(tempalte="typo.yaml")
+def test_misspelt(request):
+    stack_config(request.config, request.node)
+'''
+
+
+def test_ini_options_and_a_marker_make_the_stacks_configuration(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        wsstack_template = app/template.yaml
+        wsstack_parameters =
+            TableName=ini_table
+            Stage=dev
+        wsstack_env_vars = env.json
+        wsstack_args = --idle-timeout 5
+        wsstack_ready_timeout = 30
+        """
+    )
+    pytester.makepyfile(test_config=CONFIG_TESTS)
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*pytest.mark.wsstack takes template=, parameters=, env_vars=, users= and args= "
+                                 "only (got tempalte)*"])
+
+
+def test_a_parameter_line_without_a_value_is_a_usage_error_naming_the_option(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nwsstack_parameters = TableName\n")
+    pytester.makepyfile(test_inner="def test_one(wsstack):\n    pass\n")
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*wsstack_parameters: 'TableName' must look like Name=Value.*"])
