@@ -437,9 +437,10 @@ class Stack:
         self._opened.append(connection)
         return connection
 
-    def close_connections(self) -> None:
-        """Close every connection ``connect`` opened (a closed one is left as it is)."""
-        opened, self._opened = self._opened, []
+    def close_connections(self, since: int = 0) -> None:
+        """Close the connections ``connect`` opened, from the ``since``-th on (a closed one
+        is left as it is)."""
+        opened, self._opened = self._opened[since:], self._opened[:since]
         for connection in opened:
             connection.close()
 
@@ -603,12 +604,15 @@ def wsstack_stacks(pytestconfig: pytest.Config) -> Iterator[Stacks]:
 @pytest.fixture
 def wsstack(request: pytest.FixtureRequest, wsstack_stacks: Stacks) -> Iterator[Stack]:
     """The running local stack of the project's template (or of the test's ``wsstack`` marker),
-    shared by the whole run; connections the test opened with ``connect`` are closed after it."""
+    shared by the whole run; connections the test opened with ``connect`` are closed after it
+    (those of wider fixtures set up before it are not)."""
     try:
         config = stack_config(request.config, request.node)
     except pytest.UsageError as exc:
         pytest.fail(str(exc), pytrace=False)
     stack = wsstack_stacks.get(config)
+    # Only what this test opened: a wider fixture's connections stay open for the next tests.
+    opened_before = len(stack._opened)
     yield stack
-    stack.close_connections()
+    stack.close_connections(since=opened_before)
 
