@@ -50,6 +50,11 @@ reach it); fixtures of a wider scope use ``wsstack_stacks``, the run's pool of s
     def table(wsstack_stacks, pytestconfig):
         stack = wsstack_stacks.get(stack_config(pytestconfig))
         return stack.resources["ConnectionsTable"]
+
+``wsstack_stacks.start(config)`` gives a stack of the caller's own (for tests that must not
+share one), stopped with ``wsstack_stacks.stop(stack)`` or at the end of the run. Failing
+tests' reports leave the log out with ``--wsstack-no-log``; ``-p no:wsstack`` turns the
+plugin off.
 """
 
 from __future__ import annotations
