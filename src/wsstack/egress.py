@@ -377,6 +377,11 @@ class EgressProxy:
                     upstream = (port, up_writer, asyncio.ensure_future(_pipe(up_reader, writer)))
                 upstream[1].write(f"{method} {local_path} {version}\r\n".encode("latin-1") + rest)
                 await upstream[1].drain()
+                if _is_upgrade(rest):
+                    # A WebSocket client (wss://<api id>.execute-api...): after the handshake the
+                    # bytes are frames, not requests, and flow both ways as they come.
+                    await _pipe(reader, upstream[1])
+                    return
         finally:
             if upstream is not None:
                 upstream[2].cancel()
@@ -406,6 +411,12 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
         raise ConnectError(400, "The request line must be 'METHOD path HTTP/1.1'.")
     body = await reader.readexactly(length) if length else b""
     return head + body
+
+
+def _is_upgrade(headers: bytes) -> bool:
+    return any(
+        name.strip().lower() == b"upgrade" for name, _, _ in (line.partition(b":") for line in headers.split(b"\r\n"))
+    )
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -99,3 +99,18 @@ def test_the_certificate_names_each_apis_aws_host_and_the_custom_domain(forms):
     hosts = {f"{a.api_id}.execute-api.{forms.info.region}.amazonaws.com" for a in forms.info.apis}
     assert hosts | {"chat.example.com"} <= set(names)
     assert ssl.create_default_context(cafile=forms.info.ca_bundle)  # a usable bundle
+
+
+def test_a_websocket_client_through_the_proxy_reaches_an_api_by_its_aws_url(forms):
+    # wss://<api id>.execute-api.<region>.amazonaws.com/<stage>, as a function that is itself a
+    # WebSocket client of the API would open it (websockets honours HTTPS_PROXY the same way).
+    served = next(a for a in forms.info.apis if a.api == "AssembledApi" and a.stage == "prod")
+    url = f"wss://{served.api_id}.execute-api.{forms.info.region}.amazonaws.com/prod"
+    tls = ssl.create_default_context(cafile=forms.info.ca_bundle)
+
+    async def scenario() -> str:
+        async with connect(url, proxy=forms.stack.egress.url, ssl=tls, open_timeout=BOUND) as ws:
+            await ws.send(json.dumps({"text": "through the proxy"}))
+            return str(await asyncio.wait_for(ws.recv(), BOUND))
+
+    assert json.loads(asyncio.run(scenario())) == {"text": "through the proxy"}
