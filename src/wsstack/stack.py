@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -32,7 +33,7 @@ from wsstack.egress import EgressProxy, EgressRoutes, execute_api_host, local_ho
 from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, aws_client, create_resources
 from wsstack.gateway.core import Limits, default_api_id
 from wsstack.gateway.server import Gateway
-from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outward_address, url_host
+from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outward_address
 from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
 from wsstack.site import SiteServer
@@ -692,13 +693,8 @@ class LocalStack:
                     websocket_url=gateway.url, connections_url=f"{gateway.management_url}/@connections",
                     secure_websocket_url=gateway.secure_url,
                 ))
-        stages = [(s.api, s.api_id, s.stage, urlsplit(s.websocket_url).port or 0) for s in apis]
-        self.egress = EgressProxy(
-            EgressRoutes.from_environment(local_hosts(stages, domains, self.region), os.environ), tls,
-            local_host=url_host(self.host),
-        )
-        await self.egress.start()
-        self._add_functions(app, refs, apis, overrides, endpoint, self._worker_ca_bundle(certificate), self.egress.url)
+        proxy_url = await self._start_egress(apis, domains, tls)
+        self._add_functions(app, refs, apis, overrides, endpoint, self._worker_ca_bundle(certificate), proxy_url)
         await self.runtime.start()
         if self._prewarm:
             # The $connect path and $default before ready, so the first handshake and message
@@ -747,10 +743,33 @@ class LocalStack:
         # may have recorded logical ids).
         refs = {**running.resources, **{fn.logical_id: fn.name for fn in app.functions.values()}}
         refs.update(await asyncio.get_running_loop().run_in_executor(None, _stream_arns, app, running))
-        self._add_functions(app, refs, running.apis, overrides, running.aws_endpoint, running.ca_bundle or None)
+        # The running stack's certificate and key (its own temporary folder) answer its API
+        # hosts here too; without them, those hosts are reached only where they point.
+        tls = None
+        key = Path(running.ca_bundle).with_name("gateway-key.pem") if running.ca_bundle else None
+        if key is not None and key.is_file():
+            with contextlib.suppress(OSError, ssl.SSLError):
+                tls = LocalCertificate(Path(running.ca_bundle), key).server_context()
+        proxy_url = await self._start_egress(running.apis, api_mappings(app, refs, self.region), tls)
+        self._add_functions(
+            app, refs, running.apis, overrides, running.aws_endpoint, running.ca_bundle or None, proxy_url
+        )
         await self.runtime.start()
         self.info = running
         return running
+
+    async def _start_egress(
+        self, stages: Sequence[ApiInfo], domains: Sequence[tuple[str, str, str, str]], tls: ssl.SSLContext | None
+    ) -> str:
+        """Start the workers' egress proxy (see :mod:`wsstack.egress`); its URL."""
+        plain = [(s.api, s.api_id, s.stage, urlsplit(s.websocket_url).port or 0) for s in stages]
+        self.egress = EgressProxy(
+            # The stack's own HTTPS_PROXY/NO_PROXY (the developer's) carry the other hosts on.
+            EgressRoutes.from_environment(local_hosts(plain, domains, self.region), os.environ), tls,
+            local_host=urlsplit(stages[0].websocket_url).hostname or DEFAULT_HOST if stages else DEFAULT_HOST,
+        )
+        await self.egress.start()
+        return self.egress.url
 
     def _add_functions(
         self,

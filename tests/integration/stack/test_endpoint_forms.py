@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from wsstack.stack import LocalStack
 from wsstack.tls import LocalCertificate
 
 from .conftest import BOUND, FIXTURES, RunningStack, run_stack
@@ -114,3 +115,26 @@ def test_a_websocket_client_through_the_proxy_reaches_an_api_by_its_aws_url(form
             return str(await asyncio.wait_for(ws.recv(), BOUND))
 
     assert json.loads(asyncio.run(scenario())) == {"text": "through the proxy"}
+
+
+def test_a_function_invoked_beside_a_running_stack_reaches_it_by_the_aws_host_too(forms):
+    # `wsstack invoke` attached to a running stack: its own workers get their own proxy, which
+    # answers the running stack's API hosts with that stack's certificate.
+    served = next(a for a in forms.info.apis if a.api == "WithoutStageApi")
+    gateway = next(g for g in forms.stack.gateways if g.secure_url == served.secure_websocket_url)
+
+    async def scenario() -> str:
+        async with connect(served.websocket_url, open_timeout=BOUND) as ws:
+            [connection_id] = list(gateway.registry._connections)
+            event = {"requestContext": {"routeKey": "$default", "eventType": "MESSAGE", "stage": "dev",
+                                        "connectionId": connection_id}, "body": "from beside", "isBase64Encoded": False}
+            attached = LocalStack(TEMPLATE, running=forms.info, code_check_interval=None)
+            await attached.start()
+            try:
+                result = await attached.runtime.invoke("WithoutStageFunction", event)
+                assert result.ok, result.error
+            finally:
+                await attached.stop()
+            return str(await asyncio.wait_for(ws.recv(), BOUND))
+
+    assert asyncio.run(scenario()) == "from beside"
