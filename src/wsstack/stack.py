@@ -515,6 +515,9 @@ class LocalStack:
     one takes ``port`` and ``tls_port``, the others free ports. Each serves WebSocket clients
     and ``@connections`` on its port, and both again over TLS on its TLS port, which events
     name as ``domainName``; the certificate is made for this run and trusted by every Lambda.
+    Workers send HTTPS through an egress proxy (see :mod:`wsstack.egress`), which brings the
+    template's API hosts (``<api id>.execute-api.<region>.amazonaws.com``, custom domains) to
+    these gateways and lets every other host through.
 
     Args:
         template: path of the SAM/CloudFormation template.
@@ -751,22 +754,27 @@ class LocalStack:
             with contextlib.suppress(OSError, ssl.SSLError):
                 tls = LocalCertificate(Path(running.ca_bundle), key).server_context()
         proxy_url = await self._start_egress(running.apis, api_mappings(app, refs, self.region), tls)
-        self._add_functions(
-            app, refs, running.apis, overrides, running.aws_endpoint, running.ca_bundle or None, proxy_url
-        )
+        # The bundle the running stack wrote for its own workers (with the public roots), if any.
+        bundle = Path(running.ca_bundle).with_name("workers-ca-bundle.pem") if running.ca_bundle else None
+        ca_bundle = str(bundle) if bundle is not None and bundle.is_file() else running.ca_bundle or None
+        self._add_functions(app, refs, running.apis, overrides, running.aws_endpoint, ca_bundle, proxy_url)
         await self.runtime.start()
         self.info = running
         return running
 
     async def _start_egress(
         self, stages: Sequence[ApiInfo], domains: Sequence[tuple[str, str, str, str]], tls: ssl.SSLContext | None
-    ) -> str:
-        """Start the workers' egress proxy (see :mod:`wsstack.egress`); its URL."""
+    ) -> str | None:
+        """Start the workers' egress proxy (see :mod:`wsstack.egress`); its URL, None without APIs."""
+        if not stages:
+            return None
         plain = [(s.api, s.api_id, s.stage, urlsplit(s.websocket_url).port or 0) for s in stages]
+        # The gateways' URLs name the address that reaches them (127.0.0.1 when bound to 0.0.0.0).
+        gateway_host = urlsplit(stages[0].websocket_url).hostname or DEFAULT_HOST
         self.egress = EgressProxy(
             # The stack's own HTTPS_PROXY/NO_PROXY (the developer's) carry the other hosts on.
             EgressRoutes.from_environment(local_hosts(plain, domains, self.region), os.environ), tls,
-            local_host=urlsplit(stages[0].websocket_url).hostname or DEFAULT_HOST if stages else DEFAULT_HOST,
+            local_host=gateway_host,
         )
         await self.egress.start()
         return self.egress.url
