@@ -697,7 +697,8 @@ class LocalStack:
                     secure_websocket_url=gateway.secure_url,
                 ))
         proxy_url = await self._start_egress(apis, domains, tls)
-        self._add_functions(app, refs, apis, overrides, endpoint, self._worker_ca_bundle(certificate), proxy_url)
+        self._add_functions(app, refs, apis, overrides, endpoint, str(certificate.cert_path) if certificate else None,
+                            proxy_url)
         await self.runtime.start()
         if self._prewarm:
             # The $connect path and $default before ready, so the first handshake and message
@@ -754,10 +755,9 @@ class LocalStack:
             with contextlib.suppress(OSError, ssl.SSLError):
                 tls = LocalCertificate(Path(running.ca_bundle), key).server_context()
         proxy_url = await self._start_egress(running.apis, api_mappings(app, refs, self.region), tls)
-        # The bundle the running stack wrote for its own workers (with the public roots), if any.
-        bundle = Path(running.ca_bundle).with_name("workers-ca-bundle.pem") if running.ca_bundle else None
-        ca_bundle = str(bundle) if bundle is not None and bundle.is_file() else running.ca_bundle or None
-        self._add_functions(app, refs, running.apis, overrides, running.aws_endpoint, ca_bundle, proxy_url)
+        self._add_functions(
+            app, refs, running.apis, overrides, running.aws_endpoint, running.ca_bundle or None, proxy_url
+        )
         await self.runtime.start()
         self.info = running
         return running
@@ -795,7 +795,9 @@ class LocalStack:
             env = function_environment(app, fn, names, overrides,
                                        aws_endpoint=aws_endpoint, region=self.region, rewrites=rewrites)
             if ca_bundle is not None:
-                # boto3 then trusts https://{domainName}/{stage}, as it trusts AWS's.
+                # boto3 then trusts https://{domainName}/{stage} and the template's API hosts
+                # (see wsstack.egress), as it trusts AWS's. Only this certificate: with the public
+                # roots added, every new boto3 client took about 20 ms more to load them.
                 env.setdefault("AWS_CA_BUNDLE", ca_bundle)
             if proxy_url is not None:
                 # HTTPS to the template's API hosts and custom domains comes back here (see
@@ -827,22 +829,6 @@ class LocalStack:
         outward = outward_address() if self.host == ALL_INTERFACES else None
         names = [*certificate_names(self.host, outward), *api_hosts]
         return LocalCertificate.create(Path(self._certificate_dir.name), names)
-
-    def _worker_ca_bundle(self, certificate: LocalCertificate | None) -> str | None:
-        """The workers' ``AWS_CA_BUNDLE``: the stack's certificate and the usual public roots.
-
-        boto3 trusts only the bundle it is given, so the public roots are added: a host outside
-        the template still verifies as it would on AWS.
-        """
-        if certificate is None:
-            return None
-        try:
-            import certifi
-        except ImportError:
-            return str(certificate.cert_path)
-        bundle = certificate.cert_path.with_name("workers-ca-bundle.pem")
-        bundle.write_bytes(certificate.cert_path.read_bytes() + Path(certifi.where()).read_bytes())
-        return str(bundle)
 
     async def stop(self) -> None:
         """Close sockets (running ``$disconnect``), stop workers, then the emulator, which
