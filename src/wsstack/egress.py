@@ -154,16 +154,18 @@ class LocalHost:
         to the first mapping's gateway, which answers 403 Forbidden as API Gateway does.
         """
         raw, sep, query = path.partition("?")
-        segments = unquote(raw).lstrip("/")
-        own = [m for m in self.mappings if m.base_path is None]
-        for mapping in own:
-            if segments == mapping.stage or segments.startswith(mapping.stage + "/"):
+        # Segments compared decoded (a client may send "%40connections" or an encoded stage),
+        # forwarded as sent.
+        sent = raw.lstrip("/").split("/")
+        decoded = [unquote(segment) for segment in sent]
+        for mapping in self.mappings:
+            if mapping.base_path is None and decoded[0] == mapping.stage:
                 return mapping.port, path
-        keyed = sorted((m for m in self.mappings if m.base_path), key=lambda m: -len(m.base_path or ""))
+        keyed = sorted((m for m in self.mappings if m.base_path), key=lambda m: -len(str(m.base_path).split("/")))
         for mapping in keyed:
-            key = str(mapping.base_path).strip("/")
-            if segments == key or segments.startswith(key + "/"):
-                rest = raw.lstrip("/")[len(key):]
+            key = str(mapping.base_path).strip("/").split("/")
+            if decoded[: len(key)] == key:
+                rest = "".join("/" + segment for segment in sent[len(key):])
                 return mapping.port, f"/{mapping.stage}{rest}{sep}{query}"
         for mapping in self.mappings:
             if mapping.base_path == "":

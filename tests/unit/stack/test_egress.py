@@ -133,6 +133,8 @@ def test_without_a_developers_proxy_other_hosts_are_reached_directly():
         # A custom domain: its mapping key becomes the stage; a mapping without key takes every path.
         ("chat.example.com", "/v1/@connections/abc?x=1", (4002, "/prod/@connections/abc?x=1")),
         ("chat.example.com", "/v2/@connections/abc", (4002, "/v2/@connections/abc")),
+        ("chat.example.com", "/v%31/%40connections/a%3D", (4002, "/prod/%40connections/a%3D")),
+        ("chat.example.com", "/v1", (4002, "/prod")),
         ("chat.example.org", "/@connections/abc", (4001, "/dev/@connections/abc")),
     ],
 )
@@ -163,3 +165,12 @@ def test_the_worker_variables_keep_those_the_template_declares():
     assert proxy_environment("http://127.0.0.1:9", {"https_proxy": "http://corp:1"}) == {
         "NO_PROXY": "127.0.0.1,localhost,::1", "no_proxy": "127.0.0.1,localhost,::1",
     }
+
+
+@given(path=st.text(alphabet=st.characters(codec="ascii", exclude_characters=" \r\n"), max_size=60),
+       host=st.sampled_from(sorted(HOSTS)))
+def test_any_path_reaches_one_of_the_hosts_stages(path, host):
+    port, local_path = HOSTS[host].target("/" + path)
+
+    assert port in {m.port for m in HOSTS[host].mappings}
+    assert local_path.startswith("/")
