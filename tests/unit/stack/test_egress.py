@@ -3,6 +3,8 @@ which local stage (and path) a request to a template API host reaches."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -174,3 +176,42 @@ def test_any_path_reaches_one_of_the_hosts_stages(path, host):
 
     assert port in {m.port for m in HOSTS[host].mappings}
     assert local_path.startswith("/")
+
+
+# ------------------------------------------------------- custom domains read from the template
+
+FORMS = Path(__file__).resolve().parents[2] / "fixtures" / "aws_endpoint_forms"
+
+
+def _forms_refs(app) -> dict[str, str]:
+    from wsstack.gateway.core import default_api_id
+
+    refs = {api.logical_id: default_api_id(api.logical_id) for api in app.apis.values()}
+    return {**refs, "ChatDomain": "chat.example.com", "DomainStage": "dev"}
+
+
+def test_the_templates_api_mappings_name_domain_api_stage_and_key():
+    from wsstack.stack import api_mappings
+    from wsstack.template import load_app
+
+    app = load_app(FORMS / "template.yaml")
+
+    assert api_mappings(app, _forms_refs(app)) == [("chat.example.com", "DomainApi", "dev", "chat")]
+
+
+def test_a_mapping_to_a_stage_the_api_does_not_declare_stops_start_up_with_one_sentence(tmp_path):
+    from wsstack.stack import api_mappings
+    from wsstack.template import TemplateError, load_app
+
+    text = (FORMS / "template.yaml").read_text().replace("Stage: !Ref DomainStage", "Stage: production")
+    (tmp_path / "template.yaml").write_text(text)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "echo.py").write_text((FORMS / "src" / "echo.py").read_text())
+    app = load_app(tmp_path / "template.yaml")
+
+    with pytest.raises(TemplateError) as refused:
+        api_mappings(app, _forms_refs(app))
+    assert str(refused.value) == (
+        "ChatMapping: Stage 'production' is not a stage of DomainApi (dev); "
+        "name one of its AWS::ApiGatewayV2::Stage resources."
+    )
