@@ -451,13 +451,16 @@ _ID_ONLY = (
 def _named_only_locally(app: App, refs: Mapping[str, str]) -> dict[str, str]:
     """``Ref`` values of resources nothing is created for, so environments may name them.
 
-    A stage's Ref is its name; routes, integrations, authorizers and deployments get stable
+    A stage's Ref is its name, as is a custom domain's; routes, integrations, authorizers and deployments get stable
     ids shaped like AWS's; an IAM role's Ref is its name (no policy is enforced locally).
     """
     named: dict[str, str] = {}
     for res in app.resources.values():
         if res.type == "AWS::ApiGatewayV2::Stage":
             named[res.logical_id] = str(resolve(res.properties.get("StageName"), refs, app.parameters))
+        elif res.type == "AWS::ApiGatewayV2::DomainName":
+            # A custom domain's Ref is the name itself; the egress proxy answers it locally.
+            named[res.logical_id] = str(resolve(res.properties.get("DomainName"), refs, app.parameters))
         elif res.type in _ID_ONLY:
             named[res.logical_id] = default_api_id(res.logical_id)[:7]
         elif res.type == "AWS::ApiGateway::ApiKey":

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -28,8 +29,9 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from wsstack.egress import EgressProxy, EgressRoutes, execute_api_host, local_hosts, proxy_environment
 from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, aws_client, create_resources
-from wsstack.gateway.core import Limits
+from wsstack.gateway.core import Limits, default_api_id
 from wsstack.gateway.server import Gateway
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outward_address
 from wsstack.model import App, Function
@@ -44,6 +46,7 @@ __all__ = [
     "LocalStack",
     "StackInfo",
     "StackMismatch",
+    "api_mappings",
     "check_ports",
     "function_environment",
     "load_env_vars",
@@ -299,6 +302,37 @@ def local_endpoints(stages: Sequence[ApiInfo], region: str = DEFAULT_REGION) -> 
     return rewrites
 
 
+def api_mappings(
+    app: App, refs: Mapping[str, str], region: str = DEFAULT_REGION
+) -> list[tuple[str, str, str, str]]:
+    """The template's custom domains of its WebSocket APIs: ``(domain, api, stage, key)`` each.
+
+    Read from ``AWS::ApiGatewayV2::ApiMapping`` (``DomainName``, ``ApiId``, ``Stage``,
+    ``ApiMappingKey``), resolved with ``refs``; ``api`` is the API's logical id.
+
+    Raises:
+        TemplateError: a mapping names a stage its API does not declare; the message names it.
+    """
+    api_by_id = {str(refs.get(api.logical_id) or default_api_id(api.logical_id)): api for api in app.apis.values()}
+    found = []
+    for res in app.of_type("AWS::ApiGatewayV2::ApiMapping"):
+        props = {key: resolve(value, refs, app.parameters, region=region, resources=app.resources)
+                 for key, value in res.properties.items()}
+        api = api_by_id.get(str(props.get("ApiId")))
+        if api is None:
+            log.warning("%s maps %s to an API that is not a WebSocket API of this template; "
+                        "the local stack does not serve it", res.logical_id, props.get("DomainName"))
+            continue
+        stage = str(props.get("Stage", ""))
+        if stage not in api.stages:
+            raise TemplateError(
+                f"{res.logical_id}: Stage {stage!r} is not a stage of {api.logical_id} "
+                f"({', '.join(api.stages)}); name one of its AWS::ApiGatewayV2::Stage resources."
+            )
+        found.append((str(props.get("DomainName", "")), api.logical_id, stage, str(props.get("ApiMappingKey") or "")))
+    return found
+
+
 def _local_names(stages: Sequence[ApiInfo], aws_endpoint: str) -> dict[str, str]:
     """The ``Local::*`` names (see :func:`load_env_vars`) and each API's ``ApiEndpoint``."""
     names = {"Local::AwsEndpoint": aws_endpoint}
@@ -481,6 +515,9 @@ class LocalStack:
     one takes ``port`` and ``tls_port``, the others free ports. Each serves WebSocket clients
     and ``@connections`` on its port, and both again over TLS on its TLS port, which events
     name as ``domainName``; the certificate is made for this run and trusted by every Lambda.
+    Workers send HTTPS through an egress proxy (see :mod:`wsstack.egress`), which brings the
+    template's API hosts (``<api id>.execute-api.<region>.amazonaws.com``, custom domains) to
+    these gateways and lets every other host through.
 
     Args:
         template: path of the SAM/CloudFormation template.
@@ -572,6 +609,7 @@ class LocalStack:
             idle_timeout=idle_worker_timeout,
         )
         self.gateways: list[Gateway] = []
+        self.egress: EgressProxy | None = None
         self.site = SiteServer(site, self._info_json, host=host, port=site_port) if site is not None else None
         self._certificate_dir: tempfile.TemporaryDirectory[str] | None = None
         self.app: App | None = None
@@ -629,7 +667,12 @@ class LocalStack:
                 aws_client("cognito-idp", endpoint, self.region), seed_users, {pool: refs[pool] for pool in pools}
             ))
         apis: list[ApiInfo] = []
-        certificate = self._certificate() if app.apis else None
+        domains = api_mappings(app, refs, self.region)
+        # The hosts the egress proxy answers for the template's APIs, so the workers' TLS
+        # verification passes there too.
+        api_hosts = [execute_api_host(refs.get(api.logical_id) or default_api_id(api.logical_id), self.region)
+                     for api in app.apis.values()]
+        certificate = self._certificate([*api_hosts, *(d[0] for d in domains)]) if app.apis else None
         tls = certificate.server_context() if certificate else None
         for api in app.apis.values():
             for stage in api.stages:
@@ -654,7 +697,9 @@ class LocalStack:
                     websocket_url=gateway.url, connections_url=f"{gateway.management_url}/@connections",
                     secure_websocket_url=gateway.secure_url,
                 ))
-        self._add_functions(app, refs, apis, overrides, endpoint, str(certificate.cert_path) if certificate else None)
+        proxy_url = await self._start_egress(apis, domains, tls)
+        self._add_functions(app, refs, apis, overrides, endpoint, str(certificate.cert_path) if certificate else None,
+                            proxy_url)
         await self.runtime.start()
         if self._prewarm:
             # The $connect path and $default before ready, so the first handshake and message
@@ -703,10 +748,37 @@ class LocalStack:
         # may have recorded logical ids).
         refs = {**running.resources, **{fn.logical_id: fn.name for fn in app.functions.values()}}
         refs.update(await asyncio.get_running_loop().run_in_executor(None, _stream_arns, app, running))
-        self._add_functions(app, refs, running.apis, overrides, running.aws_endpoint, running.ca_bundle or None)
+        # The running stack's certificate and key (its own temporary folder) answer its API
+        # hosts here too; without them, those hosts are reached only where they point.
+        tls = None
+        key = Path(running.ca_bundle).with_name("gateway-key.pem") if running.ca_bundle else None
+        if key is not None and key.is_file():
+            with contextlib.suppress(OSError, ssl.SSLError):
+                tls = LocalCertificate(Path(running.ca_bundle), key).server_context()
+        proxy_url = await self._start_egress(running.apis, api_mappings(app, refs, self.region), tls)
+        self._add_functions(
+            app, refs, running.apis, overrides, running.aws_endpoint, running.ca_bundle or None, proxy_url
+        )
         await self.runtime.start()
         self.info = running
         return running
+
+    async def _start_egress(
+        self, stages: Sequence[ApiInfo], domains: Sequence[tuple[str, str, str, str]], tls: ssl.SSLContext | None
+    ) -> str | None:
+        """Start the workers' egress proxy (see :mod:`wsstack.egress`); its URL, None without APIs."""
+        if not stages:
+            return None
+        plain = [(s.api, s.api_id, s.stage, urlsplit(s.websocket_url).port or 0) for s in stages]
+        # The gateways' URLs name the address that reaches them (127.0.0.1 when bound to 0.0.0.0).
+        gateway_host = urlsplit(stages[0].websocket_url).hostname or DEFAULT_HOST
+        self.egress = EgressProxy(
+            # The stack's own HTTPS_PROXY/NO_PROXY (the developer's) carry the other hosts on.
+            EgressRoutes.from_environment(local_hosts(plain, domains, self.region), os.environ), tls,
+            local_host=gateway_host,
+        )
+        await self.egress.start()
+        return self.egress.url
 
     def _add_functions(
         self,
@@ -716,6 +788,7 @@ class LocalStack:
         overrides: Mapping[str, Mapping[str, str]],
         aws_endpoint: str,
         ca_bundle: str | None,
+        proxy_url: str | None = None,
     ) -> None:
         names = {**refs, **_local_names(stages, aws_endpoint)}
         rewrites = local_endpoints(stages, self.region)
@@ -723,8 +796,15 @@ class LocalStack:
             env = function_environment(app, fn, names, overrides,
                                        aws_endpoint=aws_endpoint, region=self.region, rewrites=rewrites)
             if ca_bundle is not None:
-                # boto3 then trusts https://{domainName}/{stage}, as it trusts AWS's.
+                # boto3 then trusts https://{domainName}/{stage} and the template's API hosts
+                # (see wsstack.egress), as it trusts AWS's. Only this certificate: with the public
+                # roots added, every new boto3 client took about 20 ms more to load them.
                 env.setdefault("AWS_CA_BUNDLE", ca_bundle)
+            if proxy_url is not None:
+                # HTTPS to the template's API hosts and custom domains comes back here (see
+                # wsstack.egress); the rest goes where it points. Fork and spawn alike start
+                # from this environment.
+                env.update(proxy_environment(proxy_url, fn.environment))
             self.runtime.add_function(fn, env)
 
     def find_function(self, name: str) -> Function | None:
@@ -744,11 +824,12 @@ class LocalStack:
                 return next((stage for stage in self.info.apis if stage.api == api.logical_id), self.info.apis[0])
         return self.info.apis[0]
 
-    def _certificate(self) -> LocalCertificate:
+    def _certificate(self, api_hosts: Sequence[str] = ()) -> LocalCertificate:
         self._certificate_dir = tempfile.TemporaryDirectory(prefix="wsstack-tls-")
         # Workers and local clients name 127.0.0.1; other devices, the address they reach.
         outward = outward_address() if self.host == ALL_INTERFACES else None
-        return LocalCertificate.create(Path(self._certificate_dir.name), certificate_names(self.host, outward))
+        names = [*certificate_names(self.host, outward), *api_hosts]
+        return LocalCertificate.create(Path(self._certificate_dir.name), names)
 
     async def stop(self) -> None:
         """Close sockets (running ``$disconnect``), stop workers, then the emulator, which
@@ -763,6 +844,9 @@ class LocalStack:
         for gateway in reversed(self.gateways):
             await gateway.stop()
         self.gateways.clear()
+        if self.egress is not None:
+            await self.egress.stop()
+            self.egress = None
         await self.runtime.stop()
         await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.emulator.stop, save=save))
         if self._certificate_dir is not None:

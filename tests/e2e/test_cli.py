@@ -193,3 +193,21 @@ def test_a_port_in_use_is_a_one_line_error_naming_the_option_to_change(tmp_path,
     assert f"{option} 0" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "stack.json").exists()
+
+
+def test_up_brings_a_templates_aws_hosts_home_for_its_functions(tmp_path):
+    # The form from the field: API_ENDPOINT !Sub https://${Api}.execute-api.${AWS::Region}.amazonaws.com
+    # with the stage appended in code, and a custom domain; `up` runs its own event loop (uvloop).
+    from websockets.sync.client import connect
+
+    state_file = tmp_path / "stack.json"
+    proc = start_stack(state_file, "--template", str(FIXTURES / "aws_endpoint_forms" / "template.yaml"))
+    try:
+        state = json.loads(state_file.read_text())
+        urls = {a["api"]: a["websocket_url"] for a in state["apis"]}
+        for api in ("WithoutStageApi", "DomainApi"):
+            with connect(urls[api], open_timeout=10) as ws:
+                ws.send(json.dumps({"text": api}))
+                assert json.loads(ws.recv(timeout=10)) == {"text": api}
+    finally:
+        assert proc.stop() == 0
