@@ -38,7 +38,7 @@ import time
 import traceback
 from typing import Any
 
-__all__ = ["FORK_AVAILABLE", "PRELOAD", "ForkServer", "ForkServerGone", "main"]
+__all__ = ["FORK_AVAILABLE", "MODULE_INIT_MARKER", "PRELOAD", "ForkServer", "ForkServerGone", "main"]
 
 #: ``fork()`` and descriptor passing over Unix sockets exist here.
 FORK_AVAILABLE = hasattr(os, "fork") and hasattr(socket, "send_fds") and hasattr(socket, "AF_UNIX")
@@ -78,6 +78,13 @@ PRELOAD = (
 )
 #: Imported too when a function's code names Powertools (see :func:`uses_powertools`).
 POWERTOOLS_PRELOAD = ("aws_lambda_powertools", "aws_lambda_powertools.logging", "aws_lambda_powertools.metrics")
+
+#: What a worker writes on its output once the handler's module is imported, followed by how
+#: long that import took in ms and a newline. The import is the function's own init (its
+#: module-level code); the rest of a cold start (the fork or spawn, the runtime client) is the
+#: stack's. The runtime takes the line out of the function's log and reports both parts (see
+#: :mod:`wsstack.runtime`). It starts with a NUL byte, which no text a function logs does.
+MODULE_INIT_MARKER = b"\x00wsstack-module-init "
 
 _HEADER = struct.Struct("!I")
 #: A request is the environment of one function: far below this.
@@ -247,8 +254,26 @@ def _run_worker(spec: dict[str, Any], output: int) -> int:
     from awslambdaric import bootstrap
     from awslambdaric.lambda_runtime_client import LambdaRuntimeClient
 
+    _time_handler_import(bootstrap)
     bootstrap.run(spec["handler"], LambdaRuntimeClient(env["AWS_LAMBDA_RUNTIME_API"], False))
     return 0
+
+
+def _time_handler_import(bootstrap: Any) -> None:
+    """Have awslambdaric's handler loader report how long the import took (see MODULE_INIT_MARKER).
+
+    The runtime's ``_BOOTSTRAP`` does the same for a spawned worker.
+    """
+    load = bootstrap._get_handler
+
+    def timed_load(handler: str) -> Any:
+        started = time.perf_counter()
+        try:
+            return load(handler)
+        finally:
+            os.write(1, MODULE_INIT_MARKER + f"{(time.perf_counter() - started) * 1000:.3f}\n".encode())
+
+    bootstrap._get_handler = timed_load
 
 
 # ----------------------------------------------------------------------- the stack's side

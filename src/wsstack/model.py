@@ -188,6 +188,9 @@ class InvocationResult:
     cold_start: bool = False
     #: On a cold start, the worker's init duration.
     init_ms: float | None = None
+    #: The part of ``init_ms`` that imported the handler's module (its module-level code, the
+    #: function's own init); the rest is the runtime's start. None when the worker did not say.
+    module_init_ms: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -126,10 +126,14 @@ def test_function_output_and_one_line_per_invocation_are_logged(run_runtime, fun
     [report] = [r for r in records.records if r.name == "wsstack.runtime" and result.request_id in r.getMessage()]
     assert report.levelno == logging.INFO
     assert report.getMessage().startswith(f"Logs {result.request_id} ")
-    assert re.search(r" ms cold \(init \d+\.\d ms\) ok$", report.getMessage())
+    assert re.search(r" ms cold \(init \d+\.\d ms; module \d+\.\d ms\) ok$", report.getMessage())
     assert report.ok is True and report.cold_start is True
     assert report.function == "Logs" and report.request_id == result.request_id
     assert report.init_ms > 0
+    # The import of the handler's module (the function's own init) is reported as the part of
+    # the init it was; the worker's line that told us never reaches the function's log.
+    assert 0 < result.module_init_ms < result.init_ms and report.module_init_ms == round(result.module_init_ms, 3)
+    assert not [r for r in records.records if r.name == "wsstack.fn.Logs" and "module-init" in r.getMessage()]
     # The function's own line names its function and the invocation it belongs to.
     assert line.function == "Logs" and line.request_id == result.request_id
 
