@@ -539,6 +539,8 @@ class Stacks:
 _STACKS = pytest.StashKey[Stacks]()
 #: Per test: how many lines each running stack had printed when the test started.
 _LOG_MARKS = pytest.StashKey[dict[Stack, int]]()
+#: Per test: the stack its ``wsstack`` fixture gave it, whose log alone its report shows.
+_USED = pytest.StashKey[Stack]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -583,7 +585,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.failed and not item.config.getoption("wsstack_no_log"):
         marks = item.stash.get(_LOG_MARKS, {})
-        for stack in item.config.stash[_STACKS].running:
+        # The stack the test asked for; other stacks of the run (another marker's) may log at
+        # any time, which says nothing about this test. A test that reached its stacks some
+        # other way (through wsstack_stacks) gets every stack that logged meanwhile.
+        used = item.stash.get(_USED, None)
+        for stack in [used] if used is not None else item.config.stash[_STACKS].running:
             # A stack started while this test was set up shows its whole log.
             lines = stack.process.output[marks.get(stack, 0):]
             if not lines:
@@ -616,6 +622,7 @@ def wsstack(request: pytest.FixtureRequest, wsstack_stacks: Stacks) -> Iterator[
     except pytest.UsageError as exc:
         pytest.fail(str(exc), pytrace=False)
     stack = wsstack_stacks.get(config)
+    request.node.stash[_USED] = stack
     # Only what this test opened: a wider fixture's connections stay open for the next tests.
     opened_before = len(stack._opened)
     yield stack
