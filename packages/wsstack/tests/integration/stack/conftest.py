@@ -130,3 +130,10 @@ def raw_apis() -> Iterator[RunningStack]:
     """The raw two-API fixture app, shared by a module's tests."""
     with run_stack(FIXTURES / "raw_two_apis" / "template.yaml", code_check_interval=None) as stack:
         yield stack
+
+
+@pytest.fixture(scope="module")
+def features() -> Iterator[RunningStack]:
+    """The API Gateway features fixture app (API keys, throttling, models, stage variables)."""
+    with run_stack(FIXTURES / "apigw_features" / "template.yaml", code_check_interval=None) as stack:
+        yield stack
