@@ -22,6 +22,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin chat
 
 WORKDIR /app
+# The local stack is a package of its own, installed first: the chat project depends on it by name.
+COPY packages/wsstack/pyproject.toml packages/wsstack/README.md ./packages/wsstack/
+COPY packages/wsstack/src ./packages/wsstack/src
+RUN pip install ./packages/wsstack
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install .
@@ -51,8 +55,9 @@ FROM stack AS tools
 USER 0
 # Versions come from pyproject.toml's bounds, as in `make validate`.
 # hadolint ignore=DL3013
-RUN pip install '.[dev,deploy]'
+RUN pip install './packages/wsstack[test]' '.[dev,deploy]'
 COPY tests ./tests
+COPY packages/wsstack/tests ./packages/wsstack/tests
 # Built here, so that deploying downloads nothing: sam build installs the functions'
 # requirements with python3.13, the template's runtime.
 RUN SAM_CLI_TELEMETRY=0 sam build && chown -R chat:chat .aws-sam

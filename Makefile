@@ -2,14 +2,17 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# The chat project depends on the local stack by name (packages/wsstack, installed first), so
+# a change to either pyproject.toml re-installs both.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml packages/wsstack/pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: up test bench soak lint validate build deploy outputs delete clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml packages/wsstack/pyproject.toml
 	@echo "Setting up $(VENV): installing the project and its tools (about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on -e './packages/wsstack[test]'
 	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
@@ -33,7 +36,7 @@ soak: $(STAMP)
 # Compose specification's schema, and by docker-compose 1.29 where it is installed (CI installs
 # it); the Dockerfile by hadolint (tests/e2e/test_container.py runs its command).
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks packages
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	@if [ -x $(BIN)/hadolint ]; then $(BIN)/hadolint --no-color --failure-threshold warning Dockerfile; \
@@ -47,7 +50,7 @@ lint: $(STAMP)
 SAM := SAM_CLI_TELEMETRY=0 $(BIN)/sam
 
 validate: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,deploy]'
+	$(BIN)/python -m pip install --quiet -e './packages/wsstack[test]' -e '.[dev,deploy]'
 	$(SAM) validate --lint --region us-east-1
 
 # The functions' Runtime is python3.13: sam build runs that interpreter to package them.

@@ -67,7 +67,7 @@ def test_invoke_names_the_known_functions_by_both_names_when_given_an_unknown_on
     assert "Traceback" not in result.stderr
 
 
-FIXTURES = ROOT / "tests" / "fixtures"
+FIXTURES = ROOT / "packages" / "wsstack" / "tests" / "fixtures"
 
 
 def _json_lines(output: list[str]) -> list[dict]:

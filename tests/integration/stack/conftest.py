@@ -1,4 +1,6 @@
-"""A whole local stack (moto, gateways, Lambda workers) on free ports, driven from the tests.
+"""The chat app's whole local stack (moto, gateways, Lambda workers) on free ports, driven from the tests.
+
+wsstack's own tests (packages/wsstack/tests/integration/stack) run its fixture apps the same way.
 
 The stack runs on an event loop in a background thread, as ``wsstack up`` runs it in its own
 process; tests talk to it over real sockets from their own ``asyncio.run`` loops, and reach
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -20,7 +21,6 @@ import pytest
 
 from wsstack.stack import LocalStack, StackInfo
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 #: Every start, call and scenario finishes well within this, or the test fails instead of hanging.
 BOUND = 60.0
 
@@ -94,39 +94,7 @@ def log_lines() -> Iterator[LogLines]:
         logger.setLevel(previous)
 
 
-@pytest.fixture
-def fixture_copy(tmp_path: Path) -> Callable[[str], Path]:
-    """Copy a fixture app to a temporary folder (for tests that edit its code); its template path."""
-
-    def copy(name: str) -> Path:
-        target = tmp_path / name
-        shutil.copytree(FIXTURES / name, target, ignore=shutil.ignore_patterns("__pycache__"))
-        return target / "template.yaml"
-
-    return copy
-
-
 @pytest.fixture(name="run_stack")
 def run_stack_fixture() -> Callable[..., contextlib.AbstractContextManager[RunningStack]]:
     """``with run_stack(template, **LocalStack options) as stack:`` a started stack."""
     return run_stack
-
-
-@pytest.fixture(name="fixtures")
-def fixtures_fixture() -> Path:
-    """The folder of the small fixture apps (``sam_websocket_api``, ``raw_two_apis``)."""
-    return FIXTURES
-
-
-@pytest.fixture(scope="module")
-def sam_app() -> Iterator[RunningStack]:
-    """The SAM WebSocket API fixture app, shared by a module's tests (no hot reload)."""
-    with run_stack(FIXTURES / "sam_websocket_api" / "template.yaml", code_check_interval=None) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def raw_apis() -> Iterator[RunningStack]:
-    """The raw two-API fixture app, shared by a module's tests."""
-    with run_stack(FIXTURES / "raw_two_apis" / "template.yaml", code_check_interval=None) as stack:
-        yield stack

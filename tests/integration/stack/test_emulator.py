@@ -114,7 +114,7 @@ def test_a_table_with_cloudformations_sse_spelling_is_created_encrypted(monkeypa
     # CreateTable API's Enabled.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    public_chat = load_app(ROOT / "tests" / "fixtures" / "public_chat" / "template.yaml", {})
+    public_chat = load_app(ROOT / "packages" / "wsstack" / "tests" / "fixtures" / "public_chat" / "template.yaml", {})
     with mock_aws():
         created = create_resources(public_chat)
         described = boto3.client("dynamodb", region_name="us-east-1").describe_table(

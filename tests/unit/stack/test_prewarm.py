@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_connect_path_comes_first_then_every_route_once():
-    app = load_app(ROOT / "tests" / "fixtures" / "sam_websocket_api" / "template.yaml")
+    app = load_app(ROOT / "packages" / "wsstack" / "tests" / "fixtures" / "sam_websocket_api" / "template.yaml")
 
     first, routes = prewarm_order(app)
 

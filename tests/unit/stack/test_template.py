@@ -201,7 +201,7 @@ def test_env_vars_may_name_a_function_by_its_function_name_below_its_logical_id(
 
 # ----------------------------------------------------------------- fixture apps
 
-FIXTURES = ROOT / "tests" / "fixtures"
+FIXTURES = ROOT / "packages" / "wsstack" / "tests" / "fixtures"
 
 
 def test_serverless_websocket_api_becomes_routes_authorizer_and_stage():

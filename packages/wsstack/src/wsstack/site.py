@@ -1,6 +1,6 @@
 """A folder of static files served beside the stack (``wsstack up --site DIR``).
 
-A browser app built on the template (a web chat, an admin page) needs two things from a local
+A browser app built on the template (a chat page, an admin page) needs two things from a local
 stack: its own files, over HTTP, and the facts a deployed app reads from stack outputs (the
 WebSocket URL, the user pool and client ids, the AWS endpoint). This server gives both: every
 file under the folder, and ``GET /wsstack.json``, the running stack's :class:`StackInfo` as the

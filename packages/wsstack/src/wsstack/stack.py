@@ -227,7 +227,7 @@ def _mismatch(app: App, running: StackInfo) -> str | None:
     if any(stage.secure_websocket_url for stage in running.apis) and not Path(running.ca_bundle or ".").is_file():
         # Without it, https://{domainName}/{stage} cannot be trusted.
         return f"its gateways' certificate {running.ca_bundle or '(not named)'} cannot be read"
-    # A table named from parameters (Messages_${NameSuffix}) must be the one asked for.
+    # A table named from parameters (Items_${Suffix}) must be the one asked for.
     for table in app.of_type("AWS::DynamoDB::Table"):
         try:
             name = resolve(table.properties.get("TableName") or table.logical_id, {}, app.parameters,

@@ -29,21 +29,6 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine, 60))
 
 
-@pytest.fixture(scope="module")
-def features(fixtures):
-    from tests.integration.stack.conftest import run_stack
-
-    with run_stack(fixtures / "apigw_features" / "template.yaml", code_check_interval=None) as stack:
-        yield stack
-
-
-@pytest.fixture(name="fixtures", scope="module")
-def module_fixtures():
-    from tests.integration.stack.conftest import FIXTURES
-
-    return FIXTURES
-
-
 def url(stack: Any) -> str:
     return stack.url("FeaturesApi") + "?client=tests"
 

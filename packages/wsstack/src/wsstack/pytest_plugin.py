@@ -32,8 +32,8 @@ To run some tests against another template or other parameters, mark them: the c
 ``wsstack`` marker (on the test, its class or its module's ``pytestmark``) changes the
 options it names, and tests with the same options share one stack::
 
-    pytestmark = pytest.mark.wsstack(template="tests/fixtures/chat/template.yaml",
-                                     parameters={"TableName": "chat"})
+    pytestmark = pytest.mark.wsstack(template="tests/fixtures/other_app/template.yaml",
+                                     parameters={"TableName": "other"})
 
 The marker takes ``template``, ``parameters`` (a dict, merged over the ini's), ``env_vars``,
 ``users`` and ``args`` (a list of extra ``wsstack up`` options).

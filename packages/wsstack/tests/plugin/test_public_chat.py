@@ -4,10 +4,13 @@ through the pytest plugin alone: its fixture starts the stack, these tests only 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.wsstack(template="tests/fixtures/public_chat/template.yaml")]
+# By absolute path: the rootdir is this package's or the repository's, depending on who runs the tests.
+TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "public_chat" / "template.yaml"
+pytestmark = [pytest.mark.e2e, pytest.mark.wsstack(template=str(TEMPLATE))]
 
 #: Seconds to wait for a frame that should come.
 WAIT = 10

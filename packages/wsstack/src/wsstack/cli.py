@@ -88,7 +88,7 @@ def _add_template_options(parser: argparse.ArgumentParser) -> None:
                        help="SAM/CloudFormation template (default: %(default)s)")
     group.add_argument(
         "--parameter", action="append", default=[], metavar="NAME=VALUE",
-        help="template parameter value; repeatable (e.g. --parameter NameSuffix=AlexHo)",
+        help="template parameter value; repeatable (e.g. --parameter StageName=prod)",
     )
     group.add_argument(
         "-n", "--env-vars", default="env.local.json", metavar="FILE",
@@ -141,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  wsstack up\n"
             "  wsstack up --fresh                                    # forget the saved data\n"
-            "  wsstack up --site web                                 # and serve web/ on port 3000\n"
+            "  wsstack up --site public                              # and serve public/ on port 3000\n"
             "  wsstack up --port 0 --tls-port 0 --emulator-port 0 --state-file .local/b.json   # a second stack\n"
-            "  wsstack up -t tests/fixtures/sam_websocket_api/template.yaml --port 0 --log-format json\n"
+            "  wsstack up -t infra/template.yaml --port 0 --log-format json\n"
             "  wsstack up --idle-timeout 5 --integration-timeout 2   # see AWS's limits in seconds"
         ),
     )
@@ -229,13 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
             "  2  the command, the event file or the template is wrong\n"
             "\n"
             "examples:\n"
-            "  wsstack invoke SendMessageFunction -e events/send_message.json\n"
-            "  wsstack invoke websocket-sendMessage_dev -e events/send_message.json --fresh\n"
+            "  wsstack invoke OnMessageFunction -e events/message.json\n"
+            "  wsstack invoke my-app-on-message -e events/message.json --fresh\n"
             "  wsstack invoke PingFunction -e - --env-vars env.local.json < events/ping.json"
         ),
     )
-    invoke.add_argument("function", help="the function's logical id (SendMessageFunction) or its FunctionName "
-                        "(websocket-sendMessage_dev)")
+    invoke.add_argument("function", help="the function's logical id (OnMessageFunction) or its FunctionName "
+                        "(my-app-on-message)")
     invoke.add_argument("-e", "--event", metavar="FILE", help="event JSON file ('-' for stdin; default: {})")
     stack = invoke.add_argument_group("stack")
     stack.add_argument("--state-file", default=".local/stack.json", metavar="FILE",

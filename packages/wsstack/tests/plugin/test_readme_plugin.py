@@ -12,12 +12,13 @@ import pytest
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-PUBLIC_CHAT = ROOT / "tests" / "fixtures" / "public_chat"
+#: The package's own folder: its README and its tests' fixture apps.
+PACKAGE = Path(__file__).resolve().parents[2]
+PUBLIC_CHAT = PACKAGE / "tests" / "fixtures" / "public_chat"
 
 
 def readme_section() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (PACKAGE / "README.md").read_text(encoding="utf-8")
     return readme.split("## Testing your own app with the pytest plugin", 1)[1].split("\n## ", 1)[0]
 
 

@@ -1,4 +1,4 @@
-"""The plugin's Cognito helpers on the project's own template (the unmarked ``wsstack``
+"""wsstack's pytest plugin's Cognito helpers on the chat app's template (the unmarked ``wsstack``
 fixture's stack, which the e2e suite shares): a user made with ``create_user`` signs in with
 the template's app client, and its ID token opens the token-authorized $connect."""
 
