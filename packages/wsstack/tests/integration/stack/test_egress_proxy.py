@@ -8,9 +8,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from wsstack.egress import EgressProxy, EgressRoutes, local_hosts
+from wsstack.testing import BOUND
 from wsstack.tls import LocalCertificate
-
-from .conftest import BOUND
 
 API_HOST = "abc1234567.execute-api.us-east-1.amazonaws.com"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

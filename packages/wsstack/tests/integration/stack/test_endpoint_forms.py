@@ -17,9 +17,10 @@ import pytest
 from websockets.asyncio.client import connect
 
 from wsstack.stack import LocalStack
+from wsstack.testing import BOUND, RunningStack, run_stack
 from wsstack.tls import LocalCertificate
 
-from .conftest import BOUND, FIXTURES, RunningStack, run_stack
+from .conftest import FIXTURES
 
 TEMPLATE = FIXTURES / "aws_endpoint_forms" / "template.yaml"
 
