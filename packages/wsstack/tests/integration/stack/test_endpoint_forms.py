@@ -116,6 +116,18 @@ def test_a_websocket_client_through_the_proxy_reaches_an_api_by_its_aws_url(form
     assert json.loads(asyncio.run(scenario())) == {"text": "through the proxy"}
 
 
+async def registered(gateway) -> str:
+    """The id of the one connection the gateway holds. The client may see the 101 before the
+    gateway's loop, in another thread, has recorded the connection; nothing signals that, so
+    this looks again, every 10 ms, for at most BOUND seconds."""
+    deadline = asyncio.get_running_loop().time() + BOUND
+    while not (ids := list(gateway.registry._connections)):
+        assert asyncio.get_running_loop().time() < deadline, "the gateway never recorded the connection"
+        await asyncio.sleep(0.01)
+    [connection_id] = ids
+    return connection_id
+
+
 def test_a_function_invoked_beside_a_running_stack_reaches_it_by_the_aws_host_too(forms):
     # `wsstack invoke` attached to a running stack: its own workers get their own proxy, which
     # answers the running stack's API hosts with that stack's certificate.
@@ -124,7 +136,7 @@ def test_a_function_invoked_beside_a_running_stack_reaches_it_by_the_aws_host_to
 
     async def scenario() -> str:
         async with connect(served.websocket_url, open_timeout=BOUND) as ws:
-            [connection_id] = list(gateway.registry._connections)
+            connection_id = await registered(gateway)
             event = {"requestContext": {"routeKey": "$default", "eventType": "MESSAGE", "stage": "dev",
                                         "connectionId": connection_id}, "body": "from beside", "isBase64Encoded": False}
             attached = LocalStack(TEMPLATE, running=forms.info, code_check_interval=None)
