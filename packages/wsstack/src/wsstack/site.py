@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from wsstack.hosts import DEFAULT_HOST, is_loopback, url_host
 from wsstack.http11 import Request, Response, ServerProtocol
 
 __all__ = ["INFO_PATH", "SiteServer"]
@@ -43,8 +44,6 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".webmanifest": "application/manifest+json",
 }
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 #: Requests carry no body worth reading: a GET with more than this is refused.
 _MAX_BODY = 64 * 1024
@@ -81,8 +80,7 @@ class SiteServer:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>/`` (the loopback address also when bound to every interface)."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "127.0.0.1") else self.host
-        return f"http://{host}:{self.port}/"
+        return f"http://{url_host(self.host)}:{self.port}/"
 
     async def start(self) -> None:
         """Listen; :attr:`port` is then the bound port."""
@@ -124,14 +122,14 @@ class SiteServer:
         connect to that address too. (Its TLS URLs then fail the certificate, which names
         127.0.0.1: such a page uses the plain ``ws://`` and ``http://`` ones.)
         """
-        if self.host in _LOOPBACK:
+        if is_loopback(self.host):
             return info
         hostname = urlsplit(f"//{host_header}").hostname if host_header else None
-        if not hostname or hostname in _LOOPBACK:
+        if not hostname or is_loopback(hostname):
             return info
         if ":" in hostname:
             hostname = f"[{hostname}]"
-        return info.replace("://127.0.0.1:", f"://{hostname}:")
+        return info.replace(f"://{DEFAULT_HOST}:", f"://{hostname}:")
 
     def _file(self, raw_path: str) -> Response:
         path = self._resolve(raw_path)
