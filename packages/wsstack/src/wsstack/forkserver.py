@@ -29,6 +29,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import selectors
 import signal
 import socket
@@ -36,9 +37,11 @@ import struct
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FORK_AVAILABLE", "MODULE_INIT_MARKER", "PRELOAD", "ForkServer", "ForkServerGone", "main"]
+__all__ = ["FORK_AVAILABLE", "MODULE_INIT_MARKER", "PRELOAD", "ForkServer", "ForkServerGone", "Preload", "main",
+           "scan_code"]
 
 #: ``fork()`` and descriptor passing over Unix sockets exist here.
 FORK_AVAILABLE = hasattr(os, "fork") and hasattr(socket, "send_fds") and hasattr(socket, "AF_UNIX")
@@ -76,8 +79,40 @@ PRELOAD = (
     "botocore.retries.adaptive",
     "botocore.discovery",
 )
-#: Imported too when a function's code names Powertools (see :func:`uses_powertools`).
+#: Imported too when a function's code names Powertools (see :func:`scan_code`).
 POWERTOOLS_PRELOAD = ("aws_lambda_powertools", "aws_lambda_powertools.logging", "aws_lambda_powertools.metrics")
+
+#: A boto3 ``client("name")`` or ``resource("name")`` call with the service named in the code.
+_BOTO3_CALL = re.compile(r"""\b(client|resource)\(\s*(?:service_name\s*=\s*)?["']([a-z0-9][a-z0-9-]{0,62})["']""")
+
+
+@dataclass(frozen=True)
+class Preload:
+    """What the fork server prepares beyond :data:`PRELOAD`, read from the functions' code.
+
+    Attributes:
+        powertools: Import :data:`POWERTOOLS_PRELOAD` too.
+        clients: boto3 services the code creates clients for.
+        resources: boto3 services the code creates resources for.
+    """
+
+    powertools: bool = False
+    clients: frozenset[str] = frozenset()
+    resources: frozenset[str] = frozenset()
+
+    def __or__(self, other: Preload) -> Preload:
+        return Preload(self.powertools or other.powertools, self.clients | other.clients,
+                       self.resources | other.resources)
+
+    def to_json(self) -> str:
+        return json.dumps({"powertools": self.powertools, "clients": sorted(self.clients),
+                           "resources": sorted(self.resources)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Preload:
+        data = json.loads(text)
+        return cls(bool(data.get("powertools")), frozenset(data.get("clients", ())),
+                   frozenset(data.get("resources", ())))
 
 #: What a worker writes on its output once the handler's module is imported, followed by how
 #: long that import took in ms and a newline. The import is the function's own init (its
@@ -101,13 +136,15 @@ class ForkServerGone(RuntimeError):
 def main(argv: list[str] | None = None) -> None:
     """The fork server: import what it preloads, then fork a worker per request on fd ``argv[0]``.
 
-    ``--powertools`` after the descriptor adds :data:`POWERTOOLS_PRELOAD` to :data:`PRELOAD`.
+    ``argv[1]``, if given, is a :class:`Preload` as JSON: what else to prepare.
     """
     args = sys.argv[1:] if argv is None else argv
     control = socket.socket(fileno=int(args[0]))
-    for name in (*PRELOAD, *(POWERTOOLS_PRELOAD if "--powertools" in args[1:] else ())):
+    preload = Preload.from_json(args[1]) if len(args) > 1 else Preload()
+    for name in (*PRELOAD, *(POWERTOOLS_PRELOAD if preload.powertools else ())):
         with contextlib.suppress(Exception):  # an optional library, or one that fails to import
             importlib.import_module(name)
+    _load_botocore_data(preload)
     # What the imports allocated moves to a generation the collector never scans, so a worker's
     # first collections do not touch (and so copy) the pages it shares with this process.
     gc.collect()
@@ -142,6 +179,42 @@ def main(argv: list[str] | None = None) -> None:
         for pid in children:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def _load_botocore_data(preload: Preload) -> None:
+    """Load, once, the botocore data files a worker's first client reads, and share them.
+
+    Creating a boto3 client parses JSON shipped with botocore (the endpoints, the partitions,
+    the service's model and endpoint rules): about 10 MB of objects and 40 ms per worker, the
+    same in every one. Each botocore session has a loader that caches what it parsed; here one
+    throwaway session creates the clients and resources the functions' code names, and every
+    loader created after the fork starts with a copy of that cache. The parsed files are
+    botocore's own data, read before any function's code runs, so no state of one function
+    reaches another; a worker whose ``AWS_DATA_PATH`` differs from ours reads its own files.
+    """
+    try:
+        import boto3.session
+        from botocore import loaders
+    except ImportError:
+        return
+    session = boto3.session.Session(aws_access_key_id="preload", aws_secret_access_key="preload",
+                                    region_name="us-east-1")
+    # The endpoint is never contacted: creating a client or resource sends nothing.
+    endpoint = "http://127.0.0.1:9"
+    for create, names in ((session.client, preload.clients), (session.resource, preload.resources)):
+        for name in sorted(names):
+            with contextlib.suppress(Exception):  # not a service this boto3 knows
+                create(name, endpoint_url=endpoint)
+    loaded = dict(session._session.get_component("data_loader")._cache)
+    data_path = os.environ.get("AWS_DATA_PATH")
+    original_init = loaders.Loader.__init__
+
+    def init_with_loaded(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if os.environ.get("AWS_DATA_PATH") == data_path:
+            self._cache.update(loaded)
+
+    loaders.Loader.__init__ = init_with_loaded
 
 
 def _send(control: socket.socket, message: dict[str, Any]) -> None:
@@ -279,17 +352,20 @@ def _time_handler_import(bootstrap: Any) -> None:
 # ----------------------------------------------------------------------- the stack's side
 
 
-def uses_powertools(code_dir: str) -> bool:
-    """Whether a ``.py`` file directly in ``code_dir`` or one level below imports Powertools."""
+def scan_code(code_dir: str) -> Preload:
+    """What the ``.py`` files directly in ``code_dir`` or one level below use (see :class:`Preload`)."""
+    powertools, calls = False, {"client": set(), "resource": set()}
     for root, dirs, files in os.walk(code_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__" and root == code_dir]
         for name in files:
             if name.endswith(".py"):
                 with contextlib.suppress(OSError), open(os.path.join(root, name), encoding="utf-8",
                                                         errors="replace") as source:
-                    if "aws_lambda_powertools" in source.read():
-                        return True
-    return False
+                    text = source.read()
+                powertools = powertools or "aws_lambda_powertools" in text
+                for kind, service in _BOTO3_CALL.findall(text):
+                    calls[kind].add(service)
+    return Preload(powertools, frozenset(calls["client"]), frozenset(calls["resource"]))
 
 
 def vendors_preloaded(code_dir: str, preload: tuple[str, ...]) -> bool:
@@ -304,15 +380,15 @@ class ForkServer:
 
     Args:
         python: The interpreter; the fork server runs it, so workers run it too.
-        powertools: Import Powertools too before forking.
+        preload: What to prepare before forking beyond :data:`PRELOAD`.
         log: Where its start, and an unexpected exit, are reported.
         env: Its environment: what it imports with (``PYTHONPATH``). Each worker gets its
             own in its request; nothing else of this one reaches a worker.
     """
 
-    def __init__(self, python: str, powertools: bool, log: logging.Logger, env: dict[str, str] | None = None) -> None:
+    def __init__(self, python: str, preload: Preload, log: logging.Logger, env: dict[str, str] | None = None) -> None:
         self.python = python
-        self.powertools = powertools
+        self.preload = preload
         self.env = env
         self._log = log
         self._process: asyncio.subprocess.Process | None = None
@@ -338,7 +414,7 @@ class ForkServer:
         try:
             self._process = await asyncio.create_subprocess_exec(
                 self.python, "-c", "import sys; from wsstack.forkserver import main; main()",
-                str(theirs.fileno()), *(["--powertools"] if self.powertools else []),
+                str(theirs.fileno()), self.preload.to_json(),
                 pass_fds=[theirs.fileno()], stdin=asyncio.subprocess.DEVNULL, env=self.env,
                 # Away from our terminal's process group: Ctrl-C stops the stack, which stops it.
                 start_new_session=True,

@@ -36,9 +36,11 @@ import asyncio
 import collections
 import contextlib
 import enum
+import functools
 import itertools
 import json
 import logging
+import operator
 import os
 import signal
 import socket
@@ -153,6 +155,11 @@ class _Invocation:
 
 #: Directories never scanned for code changes: caches, VCS and tool folders, installed metadata.
 _UNWATCHED_DIRS = ("__pycache__", "node_modules")
+
+
+def _scan(code_dirs: list[Path]) -> forkserver.Preload:
+    """What the fork server should prepare for functions whose code is in ``code_dirs``."""
+    return functools.reduce(operator.or_, (forkserver.scan_code(str(d)) for d in code_dirs), forkserver.Preload())
 
 
 def _code_fingerprint(root: Path) -> frozenset[tuple[str, int, int]]:
@@ -460,8 +467,8 @@ class LambdaRuntime:
         self._fork_server: ForkServer | None = None
         self._fork_starting: asyncio.Task[ForkServer | None] | None = None
         self._fork_servers_started = 0
-        #: Preload Powertools too; None: decide from the functions added (see prepare()).
-        self._powertools: bool | None = None
+        #: What the fork server prepares; None: decide from the functions added (see prepare()).
+        self._preload: forkserver.Preload | None = None
         if default_concurrency is None:
             default_concurrency = DEFAULT_CONCURRENCY
         if default_concurrency < 1:
@@ -524,7 +531,7 @@ class LambdaRuntime:
         """
         if self._worker_start == "spawn" or not FORK_AVAILABLE or self._stopped:
             return
-        self._powertools = any(forkserver.uses_powertools(str(code_dir)) for code_dir in code_dirs)
+        self._preload = _scan(code_dirs)
         self._spawn_task(self._forker())
 
     async def start(self) -> None:
@@ -949,14 +956,13 @@ class LambdaRuntime:
         return await asyncio.shield(self._fork_starting)
 
     async def _start_fork_server(self) -> ForkServer | None:
-        powertools = self._powertools
-        if powertools is None:
-            powertools = any(forkserver.uses_powertools(str(pool.fn.code_dir))
-                             for pool in self._pools.values() if self._forks(pool))
+        preload = self._preload
+        if preload is None:
+            preload = _scan([pool.fn.code_dir for pool in self._pools.values() if self._forks(pool)])
         # Imports with the same path as a spawned worker; the rest of our environment stays here.
         env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
         env["PYTHONPATH"] = os.pathsep.join(self._library_path())
-        server = ForkServer(self._python, powertools, self._log, env)
+        server = ForkServer(self._python, preload, self._log, env)
         try:
             await server.start()
         except (OSError, ForkServerGone) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -164,3 +165,42 @@ def test_function_that_ships_its_own_boto3_is_spawned_not_forked(run_runtime, fu
     # THEN it runs in a worker of its own, started by the runtime, with its own boto3
     assert result.ok and result.payload["vendored"] is True
     assert parent == os.getpid()
+
+
+_MODEL_PROBE = """\
+import boto3
+
+
+def handler(event, context):
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                          aws_access_key_id="x", aws_secret_access_key="x")
+    return {"probe": hasattr(client, "wsstack_probe"), "scan": hasattr(client, "scan")}
+"""
+
+
+@needs_fork
+def test_forked_workers_read_botocore_data_once_loaded_unless_their_data_path_differs(run_runtime, function,
+                                                                                      tmp_path):
+    # GIVEN a function creating a dynamodb client (so the fork server loads that model before
+    # forking), run once as is and once with AWS_DATA_PATH naming a model with one more operation
+    from botocore.loaders import Loader
+
+    model = Loader().load_service_model("dynamodb", "service-2")
+    model["operations"]["WsstackProbe"] = {**model["operations"]["DescribeLimits"], "name": "WsstackProbe"}
+    models = tmp_path / "models"
+    (models / "dynamodb" / "2012-08-10").mkdir(parents=True)
+    (models / "dynamodb" / "2012-08-10" / "service-2.json").write_text(json.dumps(model))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(_MODEL_PROBE)
+    plain = dataclasses.replace(function("Plain", "app.handler"), code_dir=code)
+    custom = dataclasses.replace(function("Custom", "app.handler"), code_dir=code)
+
+    async def scenario(runtime):
+        return await runtime.invoke("Plain", {}), await runtime.invoke("Custom", {})
+
+    result, overridden = run_runtime(scenario, (plain, {}), (custom, {"AWS_DATA_PATH": str(models)}))
+
+    # THEN the first gets botocore's model and the second its own, as in a process of its own
+    assert result.ok and result.payload == {"probe": False, "scan": True}
+    assert overridden.ok and overridden.payload == {"probe": True, "scan": True}
