@@ -29,12 +29,22 @@ from wsstack.model import App, Resource
 from wsstack.snapshot import SNAPSHOT_NAME
 from wsstack.template import DEFAULT_REGION, TemplateError, api_key_id, resolve
 
-__all__ = ["DataError", "Emulator", "InUse", "PortInUse", "aws_client", "claim", "create_resources"]
+__all__ = ["DataError", "Emulator", "InUse", "PortInUse", "aws_client", "claim", "create_resources", "forget_clients"]
 
 log = logging.getLogger("wsstack.emulator")
 
 #: Dummy credentials: moto accepts any, and real ones must never leak into a local run.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def forget_clients() -> None:
+    """Let go of what :func:`aws_client` has loaded so far; the next call loads it again.
+
+    boto3's default session keeps, for the life of the process, botocore's data parsed for
+    the clients it made (the endpoints file alone is 7 MB of objects). The stack needs its
+    clients at start-up only.
+    """
+    boto3.DEFAULT_SESSION = None
 
 
 def aws_client(service: str, endpoint_url: str | None, region: str = DEFAULT_REGION) -> Any:

@@ -268,6 +268,10 @@ def _warm_up(app: _WSGIApp) -> None:
                     print(f"emulator warm-up of {service} answered {status}", file=sys.stderr)
             except Exception as exc:  # a failed warm-up only loses the head start
                 print(f"emulator warm-up of {service} failed: {exc!r}", file=sys.stderr)
+    # The imports and the warm-up left garbage and free heap behind; the process lives on.
+    from wsstack.memory import release_free_memory  # the child's own module: standard library only
+
+    release_free_memory()
 
 
 def _set_sub(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

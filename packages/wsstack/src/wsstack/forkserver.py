@@ -40,6 +40,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from wsstack.memory import release_free_memory
+
 __all__ = ["FORK_AVAILABLE", "MODULE_INIT_MARKER", "PRELOAD", "ForkServer", "ForkServerGone", "Preload", "main",
            "scan_code"]
 
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     # first collections do not touch (and so copy) the pages it shares with this process.
     gc.collect()
     gc.freeze()
+    release_free_memory()
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)

@@ -21,6 +21,7 @@ import re
 import socket
 import ssl
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -30,10 +31,11 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wsstack.egress import EgressProxy, EgressRoutes, execute_api_host, local_hosts, proxy_environment
-from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, aws_client, create_resources
+from wsstack.emulator import LOCAL_CREDENTIALS, Emulator, PortInUse, aws_client, create_resources, forget_clients
 from wsstack.gateway.core import Limits, default_api_id
 from wsstack.gateway.server import Gateway
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outward_address
+from wsstack.memory import release_free_memory
 from wsstack.model import App, Function
 from wsstack.runtime import LambdaRuntime
 from wsstack.site import SiteServer
@@ -731,6 +733,11 @@ class LocalStack:
                     "pass --site-port 0 for a free port."
                 ) from None
             self.info.site_url = self.site.url
+        # Start-up's AWS clients are done with; the heap they and the template took goes back.
+        forget_clients()
+        started = time.perf_counter()
+        release_free_memory()
+        log.debug("start-up's memory released in %.1f ms", (time.perf_counter() - started) * 1000)
         return self.info
 
     def _info_json(self) -> str:
