@@ -19,6 +19,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wsstack import lifeline
 from wsstack.emulator import PortInUse
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, host_argument, is_loopback, outward_address
 from wsstack.logs import FORMATS, configure_logging
@@ -375,8 +376,10 @@ async def _up(args: argparse.Namespace) -> int:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # A closed terminal (SIGHUP) stops it as Ctrl-C does, data saved.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    _watch_lifeline(loop, stop)
     started = time.perf_counter()
     wrote_state = False
     try:
@@ -406,6 +409,38 @@ async def _up(args: argparse.Namespace) -> int:
                 state.unlink()
         owner.release()
     return 0
+
+
+def _watch_lifeline(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Stop as on Ctrl-C once the process that started us ends, if it gave us a lifeline.
+
+    The pytest plugin does (see :mod:`wsstack.lifeline`): a test run killed with SIGKILL, or
+    whose terminal closed, leaves no stack behind.
+    """
+    text = os.environ.pop(lifeline.ENV_VAR, None)  # not for what the stack starts
+    if not text:
+        return
+    try:
+        fd = int(text)
+        os.set_inheritable(fd, False)
+    except (ValueError, OSError):
+        log.warning("%s=%s is not an open descriptor; ignored", lifeline.ENV_VAR, text)
+        return
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 512)
+        except OSError:
+            data = b""
+        if data:
+            return  # nothing is written to a lifeline; ignore it if something is
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not stop.is_set():
+            log.info("the process that started this stack ended: stopping")
+        stop.set()
+
+    loop.add_reader(fd, readable)
 
 
 def _data_dir(args: argparse.Namespace) -> Path | None:
@@ -456,7 +491,8 @@ def _data_line(emulator: Any) -> str:
 async def _start_seed(command: str, state: Path) -> asyncio.subprocess.Process | None:
     env = {**os.environ, "WSSTACK_STATE_FILE": str(state)}
     try:
-        proc = await asyncio.create_subprocess_exec(*shlex.split(command), env=env)
+        # Ended with the stack even if it is killed (on Linux; see wsstack.lifeline).
+        proc = await asyncio.create_subprocess_exec(*lifeline.wrapped(shlex.split(command)), env=env)
     except OSError as exc:
         log.warning("seed command %r could not start: %s; the stack keeps running", command, exc)
         return None

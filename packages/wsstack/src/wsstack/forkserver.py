@@ -38,6 +38,8 @@ import time
 import traceback
 from typing import Any
 
+from wsstack import lifeline
+
 __all__ = ["FORK_AVAILABLE", "MODULE_INIT_MARKER", "PRELOAD", "ForkServer", "ForkServerGone", "main"]
 
 #: ``fork()`` and descriptor passing over Unix sockets exist here.
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     # first collections do not touch (and so copy) the pages it shares with this process.
     gc.collect()
     gc.freeze()
+    lifeline.can_die_with_parent()  # loads the C library once, not in every worker
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -179,6 +182,7 @@ def _fork(
     spec, output = request
     sys.stdout.flush()
     sys.stderr.flush()
+    server = os.getpid()
     try:
         pid = os.fork()
     except OSError as exc:
@@ -186,6 +190,10 @@ def _fork(
         _send(control, {"id": spec["id"], "error": f"fork failed: {exc}"})
         return
     if pid == 0:
+        # Before anything else: a worker must not outlive us, even if we are killed and
+        # cannot end it (this process never starts a thread, so the thread that forked it
+        # is the process). The stack also ends our workers if we die while it runs.
+        lifeline.die_with_parent(signal.SIGKILL, server)
         code = 1
         try:
             control.close()
