@@ -134,9 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Start the template's WebSocket APIs (one gateway per stage), its Lambda functions and\n"
-            "its tables and user pools, and serve until Ctrl-C. Edited handler code takes effect on\n"
-            "the next invocation. The URLs are printed and written to the state file. Tables keep\n"
-            "their items, and pools, app clients and users their ids, from one run to the next."
+            "its tables and user pools, and serve until Ctrl-C. Run it in your project's folder (the\n"
+            "one with template.yaml, as `sam init` makes it), with your functions' requirements\n"
+            "installed in the same Python environment as wsstack. The URLs are printed and written to\n"
+            "the state file (.local/stack.json). Edited handler code takes effect on the next\n"
+            "invocation. Tables keep their items, and pools, app clients and users their ids, from\n"
+            "one run to the next (--no-persist keeps nothing). Ctrl-C, SIGTERM or a closed terminal\n"
+            "stop it in order; if it is killed, what it started ends too.\n"
+            "To send one sample event through one function: wsstack invoke --help."
         ),
         epilog=(
             "examples:\n"
@@ -163,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve this folder of static files (a browser app) over HTTP on --site-port, with the "
                     "running stack's URLs and ids as JSON at /wsstack.json (what the state file holds)")
     up.add_argument("--host", type=host_argument, default=DEFAULT_HOST, metavar="ADDRESS",
-                    help="address all of the above listen on: 127.0.0.1 for this machine only, 0.0.0.0 for "
+                    help="address every port of the stack listens on: 127.0.0.1 for this machine only, 0.0.0.0 for "
                     "every interface (in a container, or for a phone on the same network); URLs still name "
                     "127.0.0.1 (default: %(default)s)")
     up.add_argument("--state-file", default=".local/stack.json", metavar="FILE",
@@ -180,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--fresh", action="store_true",
                       help="discard the saved data and start empty, as on a first run")
     up.add_argument("--users", metavar="FILE",
-                    help="users to create in the template's user pools before ready: "
+                    help="users to create in the template's user pools before the stack is ready: "
                     '{"<PoolLogicalId>": [{"username": ..., "password": ..., "attributes": {...}}]} '
                     f"(default: {USERS_FILE}, if present, for the pools the template has)")
     up.add_argument("--seed", metavar="COMMAND",
@@ -205,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="stop a worker idle this long, as Lambda reclaims unused environments; "
                            "the next invocation is a cold start again; 0 keeps them (default: %(default)s)")
     functions.add_argument("--prewarm", action="store_true",
-                           help="start one worker per function of the $connect path and $default before "
-                           "ready, and of every other route right after, so the first messages are warm")
+                           help="start a worker for each function of $connect (and its authorizer) and "
+                           "$default before the stack is ready, and for every other route right after, so "
+                           "that the first connection and messages meet no cold start")
 
     invoke = sub.add_parser(
         "invoke", help="run one function of the template on an event (like sam local invoke)",
