@@ -167,7 +167,8 @@ class StackProcess(ChildProcess):
         self._lifeline: Lifeline | None = None
         if os.name == "posix":  # descriptors cannot be passed elsewhere
             self._lifeline = Lifeline()
-            popen["env"] = {**popen.get("env", os.environ), LIFELINE_VAR: str(self._lifeline.child_fd)}
+            env = popen.get("env")
+            popen["env"] = {**(os.environ if env is None else env), LIFELINE_VAR: str(self._lifeline.child_fd)}
             popen["pass_fds"] = (*popen.get("pass_fds", ()), self._lifeline.child_fd)
         try:
             super().__init__(
