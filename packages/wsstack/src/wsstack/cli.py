@@ -19,6 +19,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wsstack import lifeline
 from wsstack.emulator import PortInUse
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, host_argument, is_loopback, outward_address
 from wsstack.logs import FORMATS, configure_logging
@@ -133,9 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Start the template's WebSocket APIs (one gateway per stage), its Lambda functions and\n"
-            "its tables and user pools, and serve until Ctrl-C. Edited handler code takes effect on\n"
-            "the next invocation. The URLs are printed and written to the state file. Tables keep\n"
-            "their items, and pools, app clients and users their ids, from one run to the next."
+            "its tables and user pools, and serve until Ctrl-C. Run it in your project's folder (the\n"
+            "one with template.yaml, as `sam init` makes it), with your functions' requirements\n"
+            "installed in the same Python environment as wsstack. The URLs are printed and written to\n"
+            "the state file (.local/stack.json). Edited handler code takes effect on the next\n"
+            "invocation. Tables keep their items, and pools, app clients and users their ids, from\n"
+            "one run to the next (--no-persist keeps nothing). Ctrl-C, SIGTERM or a closed terminal\n"
+            "stop it in order; if it is killed, what it started ends too.\n"
+            "To send one sample event through one function: wsstack invoke --help."
         ),
         epilog=(
             "examples:\n"
@@ -162,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve this folder of static files (a browser app) over HTTP on --site-port, with the "
                     "running stack's URLs and ids as JSON at /wsstack.json (what the state file holds)")
     up.add_argument("--host", type=host_argument, default=DEFAULT_HOST, metavar="ADDRESS",
-                    help="address all of the above listen on: 127.0.0.1 for this machine only, 0.0.0.0 for "
+                    help="address every port of the stack listens on: 127.0.0.1 for this machine only, 0.0.0.0 for "
                     "every interface (in a container, or for a phone on the same network); URLs still name "
                     "127.0.0.1 (default: %(default)s)")
     up.add_argument("--state-file", default=".local/stack.json", metavar="FILE",
@@ -179,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--fresh", action="store_true",
                       help="discard the saved data and start empty, as on a first run")
     up.add_argument("--users", metavar="FILE",
-                    help="users to create in the template's user pools before ready: "
+                    help="users to create in the template's user pools before the stack is ready: "
                     '{"<PoolLogicalId>": [{"username": ..., "password": ..., "attributes": {...}}]} '
                     f"(default: {USERS_FILE}, if present, for the pools the template has)")
     up.add_argument("--seed", metavar="COMMAND",
@@ -204,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="stop a worker idle this long, as Lambda reclaims unused environments; "
                            "the next invocation is a cold start again; 0 keeps them (default: %(default)s)")
     functions.add_argument("--prewarm", action="store_true",
-                           help="start one worker per function of the $connect path and $default before "
-                           "ready, and of every other route right after, so the first messages are warm")
+                           help="start a worker for each function of $connect (and its authorizer) and "
+                           "$default before the stack is ready, and for every other route right after, so "
+                           "that the first connection and messages meet no cold start")
 
     invoke = sub.add_parser(
         "invoke", help="run one function of the template on an event (like sam local invoke)",
@@ -375,8 +382,10 @@ async def _up(args: argparse.Namespace) -> int:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # A closed terminal (SIGHUP) stops it as Ctrl-C does, data saved.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    _watch_lifeline(loop, stop)
     started = time.perf_counter()
     wrote_state = False
     try:
@@ -406,6 +415,38 @@ async def _up(args: argparse.Namespace) -> int:
                 state.unlink()
         owner.release()
     return 0
+
+
+def _watch_lifeline(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Stop as on Ctrl-C once the process that started us ends, if it gave us a lifeline.
+
+    The pytest plugin does (see :mod:`wsstack.lifeline`): a test run killed with SIGKILL, or
+    whose terminal closed, leaves no stack behind.
+    """
+    text = os.environ.pop(lifeline.ENV_VAR, None)  # not for what the stack starts
+    if not text:
+        return
+    try:
+        fd = int(text)
+        os.set_inheritable(fd, False)
+    except (ValueError, OSError):
+        log.warning("%s=%s is not an open descriptor; ignored", lifeline.ENV_VAR, text)
+        return
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 512)
+        except OSError:
+            data = b""
+        if data:
+            return  # nothing is written to a lifeline; ignore it if something is
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not stop.is_set():
+            log.info("the process that started this stack ended: stopping")
+        stop.set()
+
+    loop.add_reader(fd, readable)
 
 
 def _data_dir(args: argparse.Namespace) -> Path | None:
@@ -456,7 +497,8 @@ def _data_line(emulator: Any) -> str:
 async def _start_seed(command: str, state: Path) -> asyncio.subprocess.Process | None:
     env = {**os.environ, "WSSTACK_STATE_FILE": str(state)}
     try:
-        proc = await asyncio.create_subprocess_exec(*shlex.split(command), env=env)
+        # Ended with the stack even if it is killed (on Linux; see wsstack.lifeline).
+        proc = await asyncio.create_subprocess_exec(*lifeline.wrapped(shlex.split(command)), env=env)
     except OSError as exc:
         log.warning("seed command %r could not start: %s; the stack keeps running", command, exc)
         return None

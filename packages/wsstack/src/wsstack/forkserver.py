@@ -40,6 +40,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from wsstack import lifeline
 from wsstack.memory import release_free_memory
 
 __all__ = ["FORK_AVAILABLE", "MODULE_INIT_MARKER", "PRELOAD", "ForkServer", "ForkServerGone", "Preload", "main",
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     gc.collect()
     gc.freeze()
     release_free_memory()
+    lifeline.can_die_with_parent()  # loads the C library once, not in every worker
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -255,6 +257,7 @@ def _fork(
     spec, output = request
     sys.stdout.flush()
     sys.stderr.flush()
+    server = os.getpid()
     try:
         pid = os.fork()
     except OSError as exc:
@@ -262,6 +265,10 @@ def _fork(
         _send(control, {"id": spec["id"], "error": f"fork failed: {exc}"})
         return
     if pid == 0:
+        # Before anything else: a worker must not outlive us, even if we are killed and
+        # cannot end it (this process never starts a thread, so the thread that forked it
+        # is the process). The stack also ends our workers if we die while it runs.
+        lifeline.die_with_parent(signal.SIGKILL, server)
         code = 1
         try:
             control.close()

@@ -11,6 +11,8 @@ The ``wsstack`` fixture hands a test the running stack of the project's template
 ``wsstack up`` child process on free ports of 127.0.0.1, with its data in memory only. It is
 started the first time a test asks for it and stopped (Ctrl-C, then a bounded wait, then a
 kill) when the test run ends, so every test of the run shares one stack per configuration.
+A run that dies without stopping it (killed, or its terminal closed) takes the stack with it
+(see :class:`StackProcess`).
 When a test fails, what the stack logged while it ran is attached to its report (a
 ``Captured wsstack log`` section).
 
@@ -61,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import shutil
 import signal
@@ -76,6 +79,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pytest
+
+from wsstack.lifeline import ENV_VAR as LIFELINE_VAR
+from wsstack.lifeline import Lifeline
 
 if TYPE_CHECKING:  # imported where used, so that loading the plugin stays quick for every test run
     from websockets.sync.client import ClientConnection
@@ -150,15 +156,29 @@ class StackProcess(ChildProcess):
 
     ``args`` are more ``wsstack up`` options; ``popen`` goes to :class:`subprocess.Popen`
     (``cwd``, ``env``).
+
+    The stack stops (as on Ctrl-C) when this process ends, however it ends, even killed
+    with SIGKILL: it watches a pipe only this process holds open (see
+    :mod:`wsstack.lifeline`), and what it started ends with it.
     """
 
     def __init__(self, state_file: Path, *args: str, **popen: Any) -> None:
         self.state_file = Path(state_file)
-        super().__init__(
-            [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--tls-port", "0",
-             "--emulator-port", "0", "--state-file", str(state_file), *args],
-            **popen,
-        )
+        self._lifeline: Lifeline | None = None
+        if os.name == "posix":  # descriptors cannot be passed elsewhere
+            self._lifeline = Lifeline()
+            env = popen.get("env")
+            popen["env"] = {**(os.environ if env is None else env), LIFELINE_VAR: str(self._lifeline.child_fd)}
+            popen["pass_fds"] = (*popen.get("pass_fds", ()), self._lifeline.child_fd)
+        try:
+            super().__init__(
+                [sys.executable, "-m", "wsstack.cli", "up", "--port", "0", "--tls-port", "0",
+                 "--emulator-port", "0", "--state-file", str(state_file), *args],
+                **popen,
+            )
+        finally:
+            if self._lifeline is not None:
+                self._lifeline.started()
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Return once the stack says it is ready; kill it and raise AssertionError with its
@@ -168,6 +188,8 @@ class StackProcess(ChildProcess):
         except AssertionError:
             self.proc.kill()
             self.proc.wait(timeout=STOP_TIMEOUT)
+            if self._lifeline is not None:
+                self._lifeline.cut()
             raise
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
@@ -180,6 +202,8 @@ class StackProcess(ChildProcess):
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
+            if self._lifeline is not None:
+                self._lifeline.cut()
 
 
 # --------------------------------------------------------------------------- configuration

@@ -55,6 +55,7 @@ from typing import Any, cast
 from wsstack import forkserver
 from wsstack.forkserver import FORK_AVAILABLE, ForkServer, ForkServerGone
 from wsstack.http11 import HttpError, Request, Response, ServerProtocol
+from wsstack.lifeline import Lifeline
 from wsstack.logs import function_line_level
 from wsstack.model import Function, InvocationResult
 
@@ -92,6 +93,22 @@ _API = "/2018-06-01/runtime"
 #: The handler's import is timed as a forked worker times it (``forkserver._time_handler_import``).
 _BOOTSTRAP = (
     "import os, sys, time\n"
+    # The stack's lifeline (see wsstack.lifeline), inlined: the worker's interpreter may not
+    # import wsstack. When the stack ends, however it ends, the worker and what its handler
+    # started end too, even mid-invocation.
+    "if len(sys.argv) > 2:\n"
+    "    import signal, threading\n"
+    "    def _watch(fd):\n"
+    "        try:\n"
+    "            while os.read(fd, 512):\n"
+    "                pass\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "        try:\n"
+    "            os.killpg(os.getpid(), signal.SIGKILL)\n"
+    "        finally:\n"
+    "            os.kill(os.getpid(), signal.SIGKILL)\n"
+    "    threading.Thread(target=_watch, args=(int(sys.argv.pop(2)),), daemon=True).start()\n"
     "from awslambdaric import bootstrap\n"
     "from awslambdaric.lambda_runtime_client import LambdaRuntimeClient\n"
     "_load = bootstrap._get_handler\n"
@@ -486,6 +503,8 @@ class LambdaRuntime:
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
+        #: The pipe spawned workers watch, to end with us (see wsstack.lifeline).
+        self._lifeline: Lifeline | None = None
 
     # -- public API -------------------------------------------------------------------------
 
@@ -686,6 +705,8 @@ class LambdaRuntime:
             self._close_endpoint(worker)
         if self._fork_server is not None:
             await self._fork_server.close()
+        if self._lifeline is not None:
+            self._lifeline.cut()
 
     # -- hot reload -------------------------------------------------------------------------
 
@@ -894,12 +915,19 @@ class LambdaRuntime:
     async def _spawn(self, worker: _Worker, env: dict[str, str]) -> None:
         """Start the worker as an interpreter of its own that imports everything itself."""
         pool = worker.pool
+        lifeline: tuple[str, ...] = ()
+        if os.name == "posix":  # descriptors cannot be passed elsewhere
+            if self._lifeline is None:
+                self._lifeline = Lifeline()
+            lifeline = (str(self._lifeline.child_fd),)
         await asyncio.get_running_loop().subprocess_exec(
                 lambda: _WorkerProtocol(self, worker),
                 self._python,
                 "-c",
                 _BOOTSTRAP,
                 pool.fn.handler,
+                *lifeline,
+                pass_fds=tuple(map(int, lifeline)),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
