@@ -569,6 +569,17 @@ def _cold_starts(stack: StackProcess) -> list[ColdStart]:
             for m in _COLD_LINE.finditer(text)]
 
 
+def _wait_quiet(pid: int, bound: float = 10.0) -> None:
+    """Return once the stack's processes stay the same and idle for 0.3 s (at most ``bound`` s)."""
+    last, calm, deadline = None, 0, time.monotonic() + bound
+    while calm < 3 and time.monotonic() < deadline:
+        pids = frozenset(proc.pid for proc in psutil.Process(pid).children(recursive=True))
+        used = sum(cpu_seconds(pid).values())
+        calm = calm + 1 if last is not None and last[0] == pids and used - last[1] < 0.005 else 0
+        last = (pids, used)
+        time.sleep(0.1)
+
+
 def _p50_max(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} / {max(values):.1f} ms"
 
@@ -643,6 +654,9 @@ def run_app(args: argparse.Namespace, report: Report) -> None:
         handshake, first = asyncio.run(_app_first_message(url, size))
         cpu = lambda: cpu_seconds(stack.pid)  # noqa: E731
         cold, warm = asyncio.run(_app_rounds(url, c, m, size, cpu))
+        # The clients' closes start $disconnect invocations (and workers for them): counted
+        # once they are done, so the figure does not depend on when it is read.
+        _wait_quiet(stack.pid)
         after = memory_snapshot(stack.pid, pss=True)
         processes = len(psutil.Process(stack.pid).children(recursive=True)) + 1
         ours = asyncio.run(_sequential(url, n, args.warmup, size, cpu))
