@@ -106,3 +106,22 @@ def test_a_node_route_past_its_timeout_answers_internal_server_error(node_app):
     assert frame["message"] == "Internal server error"
     assert timed_out.error["errorType"] == "Sandbox.Timedout"
     assert timed_out.error["errorMessage"].endswith("Task timed out after 1.00 seconds")
+
+
+def test_without_node_wsstack_up_stops_with_one_sentence_naming_what_to_install(monkeypatch, tmp_path, capsys):
+    # GIVEN a PATH without node (it runs whether or not this machine has node)
+    from wsstack.cli import main
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    # WHEN the Node app is started
+    status = main(["up", "-t", str(TEMPLATE), "--port", "0", "--tls-port", "0", "--emulator-port", "0",
+                   "--no-persist", "--state-file", str(tmp_path / "stack.json")])
+
+    # THEN start-up stops with one sentence, and no state file says a stack runs
+    assert status == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "wsstack: ConnectFunction: runtime 'nodejs20.x' needs Node.js, and `node` is not on PATH; "
+        "install Node.js 20 or later (and npm), or use a python3.x runtime."
+    )
+    assert not (tmp_path / "stack.json").exists()
