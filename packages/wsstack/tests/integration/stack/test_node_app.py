@@ -62,6 +62,17 @@ def test_default_route_echoes_through_connections_over_tls_from_node(node_app, l
     assert any(line.split("\t")[-1].startswith("connected ") for line in logs.messages("wsstack.fn.ConnectFunction"))
 
 
+def test_a_node_function_reaches_connections_by_the_api_url_its_template_builds(node_app):
+    # CALLBACK_URL: !Sub https://${EchoApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName},
+    # which the stack rewrites to the stage's local URL (Node's fetch ignores HTTPS_PROXY).
+    async def scenario() -> Any:
+        async with connect(node_app.url("EchoApi"), open_timeout=WAIT) as ws:
+            await ws.send(json.dumps({"action": "push", "text": "by the template's URL"}))
+            return await recv_json(ws)
+
+    assert run(scenario()) == {"action": "push", "text": "by the template's URL"}
+
+
 def test_a_two_way_callback_route_answers_with_the_templates_environment(node_app):
     async def scenario() -> Any:
         async with connect(node_app.url("EchoApi"), open_timeout=WAIT) as ws:
