@@ -24,4 +24,4 @@ def node_runtime() -> NodeRuntime:
     try:
         return find_node_runtime(folder)
     except NodeUnavailable as exc:
-        pytest.skip(f"Node.js functions cannot run here: a nodejs runtime {exc} (`make test` installs the client)")
+        pytest.skip(f"Node.js functions cannot run here: a nodejs runtime {exc}")
