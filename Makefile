@@ -19,10 +19,12 @@ $(STAMP): pyproject.toml packages/wsstack/pyproject.toml
 
 # The Lambda runtime interface client for Node (npm's aws-lambda-ric), which runs nodejs20.x and
 # nodejs22.x functions: wsstack finds it in .local/node-ric and never installs it itself. Only
-# where node and npm are on PATH; its install builds curl and aws-lambda-cpp from source (about
-# a minute and a half the first time, on 2 cores) and needs autoconf, automake, libtool, cmake
+# where node and npm are on PATH; its install builds curl and aws-lambda-cpp from source (70-85 s
+# measured on 2 cores) and needs autoconf, automake, libtool, cmake
 # and a C++ compiler (Debian: apt-get install autoconf automake libtool cmake g++). Where any is
-# missing it says so and goes on: the Node tests are then skipped, saying why.
+# missing it says so and goes on: the Node tests are then skipped, saying why. The folder's
+# package.json names it, so that a later `npm install --prefix .local/node-ric <package>` (the
+# AWS SDK, say) keeps it: npm removes what no package.json names.
 NODE_RIC := .local/node-ric
 NODE_RIC_VERSION := 3.3.0
 NODE_RIC_BUILT := $(NODE_RIC)/node_modules/aws-lambda-ric/dist/rapid-client.node
@@ -36,8 +38,8 @@ node-ric:
 	  echo "node-ric: skipped: building aws-lambda-ric needs autoconf, automake, libtool, cmake and g++" \
 	    "(apt-get install autoconf automake libtool cmake g++); nodejs tests are skipped"; \
 	else \
-	  echo "Installing aws-lambda-ric $(NODE_RIC_VERSION) into $(NODE_RIC) (builds from source, about a minute and a half)"; \
-	  mkdir -p $(NODE_RIC) && npm install --prefix $(NODE_RIC) --no-audit --no-fund --no-save \
+	  echo "Installing aws-lambda-ric $(NODE_RIC_VERSION) into $(NODE_RIC) (builds from source, a minute or more)"; \
+	  mkdir -p $(NODE_RIC) && npm install --prefix $(NODE_RIC) --no-audit --no-fund --save-exact \
 	    aws-lambda-ric@$(NODE_RIC_VERSION) >$(NODE_RIC)/install.log 2>&1 \
 	  || echo "node-ric: the install failed (see $(NODE_RIC)/install.log); nodejs tests are skipped"; \
 	fi

@@ -7,7 +7,7 @@ local Runtime API as Python workers, started as Lambda's own bootstrap starts it
 ``run`` and call it with ``LAMBDA_TASK_ROOT`` and ``_HANDLER``.
 
 The client is never installed by the stack on its own: its install builds curl and
-aws-lambda-cpp from source (measured: about 1 minute 25 seconds on 2 cores, with autoconf,
+aws-lambda-cpp from source (measured: 70 to 85 seconds on 2 shared cores, with autoconf,
 automake, libtool, cmake and a C++ compiler present), so it is a step the developer takes
 once, into a folder the stack is told about (``--node-ric``, ``WSSTACK_NODE_RIC``, or
 ``.local/node-ric`` in the working folder by default)::

@@ -817,8 +817,8 @@ class LocalStack:
                 # roots added, every new boto3 client took about 20 ms more to load them.
                 env.setdefault("AWS_CA_BUNDLE", ca_bundle)
                 if is_node(fn.runtime):
-                    # Node's own variable for the same: https and fetch add it to the public
-                    # roots (AWS's SDK for JavaScript reads no AWS_CA_BUNDLE).
+                    # Node's own variable for the same: every TLS connection of the process
+                    # (https, fetch, and so the AWS SDK for JavaScript) adds it to the public roots.
                     env.setdefault("NODE_EXTRA_CA_CERTS", ca_bundle)
             if proxy_url is not None:
                 # HTTPS to the template's API hosts and custom domains comes back here (see
