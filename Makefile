@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml packages/wsstack/pyproject.toml
 # The Lambda runtime interface client for Node (npm's aws-lambda-ric), which runs nodejs20.x and
 # nodejs22.x functions: wsstack finds it in .local/node-ric and never installs it itself. Only
 # where node and npm are on PATH; its install builds curl and aws-lambda-cpp from source (70-85 s
-# measured on 2 cores) and needs autoconf, automake, libtool, cmake
-# and a C++ compiler (Debian: apt-get install autoconf automake libtool cmake g++). Where any is
-# missing it says so and goes on: the Node tests are then skipped, saying why. The folder's
-# package.json names it, so that a later `npm install --prefix .local/node-ric <package>` (the
-# AWS SDK, say) keeps it: npm removes what no package.json names.
+# measured on 2 cores) and needs autoconf, automake, libtool, cmake and a C++ compiler (Debian:
+# apt-get install autoconf automake libtool cmake g++). Where any is missing it says so and goes
+# on: the Node tests are then skipped, saying why. The folder's package.json names it, so that a
+# later `npm install --prefix .local/node-ric <package>` (the AWS SDK, say) keeps it: npm removes
+# what no package.json names.
 NODE_RIC := .local/node-ric
 NODE_RIC_VERSION := 3.3.0
 NODE_RIC_BUILT := $(NODE_RIC)/node_modules/aws-lambda-ric/dist/rapid-client.node
