@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from wsstack.forkserver import FORK_AVAILABLE
 from wsstack.model import Function
 
 SOURCE = Path(__file__).resolve().parents[2] / "fixtures" / "node_websocket_api" / "src"
@@ -182,3 +183,16 @@ def test_an_idle_node_worker_is_stopped_and_the_next_invocation_is_cold(node, al
     assert first.cold_start and second.cold_start
     assert first.payload["pid"] != second.payload["pid"]
     assert not alive(first.payload["pid"])
+
+
+@pytest.mark.skipif(not FORK_AVAILABLE, reason="no fork() here")
+def test_node_workers_are_spawned_even_where_workers_are_told_to_fork(node):
+    async def scenario(runtime):
+        result = await runtime.invoke("Crash", {})
+        workers = list(runtime._pools["Crash"].workers)
+        return result, workers
+
+    result, workers = node(scenario, (_function("Crash", "crash.handler"), {}), worker_start="fork")
+
+    assert result.ok and result.cold_start
+    assert [w.forked for w in workers] == [False]
