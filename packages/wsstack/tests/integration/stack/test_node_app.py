@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,20 +122,21 @@ def test_a_node_route_past_its_timeout_answers_internal_server_error(node_app):
     assert timed_out.error["errorMessage"].endswith("Task timed out after 1.00 seconds")
 
 
-def test_without_node_wsstack_up_stops_with_one_sentence_naming_what_to_install(monkeypatch, tmp_path, capsys):
+def test_without_node_wsstack_up_stops_with_one_sentence_naming_what_to_install(tmp_path):
     # GIVEN a PATH without node (it runs whether or not this machine has node)
-    from wsstack.cli import main
-
-    monkeypatch.setenv("PATH", str(tmp_path))
+    env = {**os.environ, "PATH": str(tmp_path)}
 
     # WHEN the Node app is started
-    status = main(["up", "-t", str(TEMPLATE), "--port", "0", "--tls-port", "0", "--emulator-port", "0",
-                   "--no-persist", "--state-file", str(tmp_path / "stack.json")])
+    done = subprocess.run(
+        [sys.executable, "-m", "wsstack.cli", "up", "-t", str(TEMPLATE), "--port", "0", "--tls-port", "0",
+         "--emulator-port", "0", "--no-persist", "--state-file", str(tmp_path / "stack.json")],
+        env=env, capture_output=True, text=True, timeout=BOUND, check=False,
+    )
 
-    # THEN start-up stops with one sentence, and no state file says a stack runs
-    assert status == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+    # THEN start-up stops with one sentence and nothing else, and no state file says a stack runs
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
         "wsstack: ConnectFunction: runtime 'nodejs20.x' needs Node.js, and `node` is not on PATH; "
         "install Node.js 20 or later (and npm), or use a python3.x runtime."
-    )
+    ]
     assert not (tmp_path / "stack.json").exists()
