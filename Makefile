@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # a change to either pyproject.toml re-installs both.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml packages/wsstack/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test bench soak lint validate build deploy outputs delete clean
+.PHONY: up test bench soak lint validate build deploy outputs delete clean node-ric
 
 $(STAMP): pyproject.toml packages/wsstack/pyproject.toml
 	@echo "Setting up $(VENV): installing the project and its tools (about a minute the first time)"
@@ -17,10 +17,37 @@ $(STAMP): pyproject.toml packages/wsstack/pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The Lambda runtime interface client for Node (npm's aws-lambda-ric), which runs nodejs20.x and
+# nodejs22.x functions: wsstack finds it in .local/node-ric and never installs it itself. Only
+# where node and npm are on PATH; its install builds curl and aws-lambda-cpp from source (70-85 s
+# measured on 2 cores) and needs autoconf, automake, libtool, cmake and a C++ compiler (Debian:
+# apt-get install autoconf automake libtool cmake g++). Where any is missing it says so and goes
+# on: the Node tests are then skipped, saying why. The folder's package.json names it, so that a
+# later `npm install --prefix .local/node-ric <package>` (the AWS SDK, say) keeps it: npm removes
+# what no package.json names.
+NODE_RIC := .local/node-ric
+NODE_RIC_VERSION := 3.3.0
+NODE_RIC_BUILT := $(NODE_RIC)/node_modules/aws-lambda-ric/dist/rapid-client.node
+
+node-ric:
+	@if [ -f $(NODE_RIC_BUILT) ]; then :; \
+	elif ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "node-ric: skipped (node or npm not on PATH): nodejs functions cannot run, their tests are skipped"; \
+	elif ! command -v autoreconf >/dev/null 2>&1 || ! command -v libtoolize >/dev/null 2>&1 \
+	  || ! command -v cmake >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1; then \
+	  echo "node-ric: skipped: building aws-lambda-ric needs autoconf, automake, libtool, cmake and g++" \
+	    "(apt-get install autoconf automake libtool cmake g++); nodejs tests are skipped"; \
+	else \
+	  echo "Installing aws-lambda-ric $(NODE_RIC_VERSION) into $(NODE_RIC) (builds from source, a minute or more)"; \
+	  mkdir -p $(NODE_RIC) && npm install --prefix $(NODE_RIC) --no-audit --no-fund --save-exact \
+	    aws-lambda-ric@$(NODE_RIC_VERSION) >$(NODE_RIC)/install.log 2>&1 \
+	  || echo "node-ric: the install failed (see $(NODE_RIC)/install.log); nodejs tests are skipped"; \
+	fi
+
 up: $(STAMP)
 	$(BIN)/wsstack up --site web --prewarm --seed '$(BIN)/python scripts/seed.py' $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) node-ric
 	$(BIN)/python -m pytest $(ARGS)
 
 # Prints speed and memory figures; nothing here asserts a time.

@@ -106,14 +106,15 @@ def test_unsupported_runtime_is_named(tmp_path):
     path = _write(tmp_path, """
         Transform: AWS::Serverless-2016-10-31
         Resources:
-          NodeFunction:
+          JavaFunction:
             Type: AWS::Serverless::Function
             Properties:
               CodeUri: .
-              Handler: index.handler
-              Runtime: nodejs20.x
+              Handler: example.Handler::handleRequest
+              Runtime: java21
     """)
-    with pytest.raises(TemplateError, match=r"NodeFunction: runtime 'nodejs20\.x' is not supported"):
+    with pytest.raises(TemplateError, match=r"JavaFunction: runtime 'java21' is not supported; use a python3\.x "
+                       r"runtime or nodejs20\.x or nodejs22\.x\."):
         load_app(path)
 
 

@@ -23,6 +23,7 @@ from wsstack import lifeline
 from wsstack.emulator import PortInUse
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, host_argument, is_loopback, outward_address
 from wsstack.logs import FORMATS, configure_logging
+from wsstack.node import DEFAULT_NODE_RIC, NODE_RIC_ENV
 from wsstack.template import TemplateError
 
 if TYPE_CHECKING:  # imported where used: `wsstack --help` stays quick
@@ -81,6 +82,15 @@ def _positive(kind: type[int] | type[float]) -> Any:
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def _add_node_ric_option(group: Any) -> None:
+    group.add_argument(
+        "--node-ric", metavar="DIR",
+        help=f"folder holding node_modules/aws-lambda-ric, the Lambda runtime interface client that runs "
+        f"nodejs20.x and nodejs22.x functions under the node on PATH; install it once with "
+        f"`npm install --prefix {DEFAULT_NODE_RIC} aws-lambda-ric` (default: ${NODE_RIC_ENV}, else {DEFAULT_NODE_RIC})",
+    )
 
 
 def _add_template_options(parser: argparse.ArgumentParser) -> None:
@@ -204,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="how a cold start starts a worker: fork it from a process that has "
                            "imported awslambdaric, boto3 and Powertools once (milliseconds), spawn a new "
                            "interpreter (most of a second), or auto: fork where the platform can "
-                           "(default: %(default)s)")
+                           "(default: %(default)s); Node functions' workers are always spawned")
     functions.add_argument("--idle-worker-timeout", type=_idle_timeout, default=IDLE_WORKER_TIMEOUT,
                            metavar="SECONDS",
                            help="stop a worker idle this long, as Lambda reclaims unused environments; "
@@ -213,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="start a worker for each function of $connect (and its authorizer) and "
                            "$default before the stack is ready, and for every other route right after, so "
                            "that the first connection and messages meet no cold start")
+    _add_node_ric_option(functions)
 
     invoke = sub.add_parser(
         "invoke", help="run one function of the template on an event (like sam local invoke)",
@@ -251,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--fresh", action="store_true",
                        help="start an emulator and a gateway for this run, with empty tables, even when a stack "
                        "is running")
+    _add_node_ric_option(stack)
     _add_template_options(invoke)
     return parser
 
@@ -379,6 +391,7 @@ async def _up(args: argparse.Namespace) -> int:
         data_dir=_data_dir(args), fresh=args.fresh, worker_start=args.worker_start,
         idle_worker_timeout=args.idle_worker_timeout or None, prewarm=args.prewarm,
         site=Path(args.site) if args.site is not None else None, site_port=args.site_port,
+        node_ric=args.node_ric,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -557,7 +570,7 @@ async def _invoke(args: argparse.Namespace) -> int:
         parameters=_parameters(args.parameter), env_vars=_existing(args.env_vars), code_check_interval=None,
         require_api=False,
         # A stack of its own has the users `up` would create, so the sample events' users exist.
-        users=_existing(USERS_FILE), users_strict=False,
+        users=_existing(USERS_FILE), users_strict=False, node_ric=args.node_ric,
     )
     running = None if args.fresh else await _running_stack(Path(args.state_file))
     stack = LocalStack(Path(args.template), running=running, **options)

@@ -43,6 +43,8 @@ _LEVELS = {
 #: awslambdaric's text lines: ``[ERROR] Type: message`` (an unhandled exception) or
 #: ``[WARNING]\t<time>\t<request id>\t<message>`` (the logging module under Lambda).
 _BRACKETED_LEVEL = re.compile(r"\[([A-Z]+)\](?:\s|$)")
+#: aws-lambda-ric's (Node) text lines: ``<time>\t<request id>\t<LEVEL>\t<message>``.
+_NODE_LEVEL = re.compile(r"\d{4}-\d\d-\d\dT[^\t]*\t[^\t]*\t([A-Z]+)\t")
 
 
 def function_line_level(text: str) -> int:
@@ -50,8 +52,9 @@ def function_line_level(text: str) -> int:
 
     A JSON object with a ``level`` (Powertools Logger, or Lambda's JSON log format) has
     that level; a line that starts with ``[LEVEL]`` (awslambdaric's text format, its
-    report of an unhandled exception included) has that one. Anything else, ``print``
-    output say, is INFO, as CloudWatch shows it.
+    report of an unhandled exception included) has that one, and so has a line of Node's
+    ``console`` under aws-lambda-ric (time, request id, level and message, tab-separated).
+    Anything else, ``print`` output say, is INFO, as CloudWatch shows it.
     """
     name = None
     if text.startswith("{"):
@@ -63,6 +66,9 @@ def function_line_level(text: str) -> int:
             name = parsed["level"]
     elif text.startswith("["):
         match = _BRACKETED_LEVEL.match(text)
+        name = match.group(1) if match else None
+    elif text[:1].isdigit():
+        match = _NODE_LEVEL.match(text)
         name = match.group(1) if match else None
     return _LEVELS.get(name.upper(), logging.INFO) if name else logging.INFO
 

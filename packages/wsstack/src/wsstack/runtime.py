@@ -1,8 +1,9 @@
 """Run Lambda functions locally the way AWS runs them, without Docker.
 
-Every function runs in worker processes under awslambdaric: the runtime interface client
-AWS's own Python images use (see ``_BOOTSTRAP`` for how it is started). The client talks HTTP
-to a Lambda Runtime API that :class:`LambdaRuntime` serves on 127.0.0.1.
+Every function runs in worker processes under the runtime interface client AWS's own images
+use: awslambdaric for Python (see ``_BOOTSTRAP`` for how it is started), aws-lambda-ric for
+``nodejs20.x`` and ``nodejs22.x`` (see :mod:`wsstack.node`). The client talks HTTP to a
+Lambda Runtime API that :class:`LambdaRuntime` serves on 127.0.0.1.
 
 Each worker gets its own Runtime API endpoint, as each AWS execution environment has its own;
 that tells us which process holds which invocation, so a timeout kills the right worker and a
@@ -23,7 +24,8 @@ Reproduced AWS behaviour:
   ``_HANDLER``, ``TZ``) plus the template's variables, and nothing else from our own process.
 
 Not AWS behaviour, but what ``sam local`` users expect: with ``code_check_interval`` set, an
-edit to a ``.py`` file under a function's code directory takes effect on its next invocation.
+edit to a source file (``.py``, ``.js``, ``.mjs``, ``.cjs``) under a function's code directory
+takes effect on its next invocation.
 The check is a scan of file modification times when an invocation arrives (at most once per
 interval), so an idle stack does no work; idle workers holding the old code are retired and
 busy ones finish their invocation first, exactly as a new deployment replaces execution
@@ -58,9 +60,11 @@ from wsstack.http11 import HttpError, Request, Response, ServerProtocol
 from wsstack.lifeline import Lifeline
 from wsstack.logs import function_line_level
 from wsstack.model import Function, InvocationResult
+from wsstack.node import NodeRuntime, NodeUnavailable, find_node_runtime, is_node
 
 __all__ = [
     "DEFAULT_CONCURRENCY", "WORKER_STARTS", "LambdaRuntime", "RequestTooLargeException", "ResourceNotFoundException",
+    "UnsupportedRuntime",
 ]
 
 #: AWS: "The Init phase is limited to 10 seconds".
@@ -136,6 +140,10 @@ class RequestTooLargeException(ValueError):
     """The event is larger than Lambda's synchronous payload limit (6 MB)."""
 
 
+class UnsupportedRuntime(ValueError):
+    """A function's runtime cannot run here; the message is one sentence naming what to install."""
+
+
 class _State(enum.Enum):
     BOOTING = "booting"  # process started, has not polled /next yet
     IDLE = "idle"  # waiting in /next
@@ -172,6 +180,8 @@ class _Invocation:
 
 #: Directories never scanned for code changes: caches, VCS and tool folders, installed metadata.
 _UNWATCHED_DIRS = ("__pycache__", "node_modules")
+#: The files whose changes reload a function: Python and Node sources.
+_SOURCE_SUFFIXES = (".py", ".js", ".mjs", ".cjs")
 
 
 def _scan(code_dirs: list[Path]) -> forkserver.Preload:
@@ -180,7 +190,7 @@ def _scan(code_dirs: list[Path]) -> forkserver.Preload:
 
 
 def _code_fingerprint(root: Path) -> frozenset[tuple[str, int, int]]:
-    """``(path, mtime_ns, size)`` of every ``.py`` file under ``root``.
+    """``(path, mtime_ns, size)`` of every source file (``.py``, ``.js``...) under ``root``.
 
     Size joins the modification time because Python's bytecode cache validates a module by
     both; an added, removed or renamed file changes the set too.
@@ -199,7 +209,7 @@ def _code_fingerprint(root: Path) -> frozenset[tuple[str, int, int]]:
                         if not (entry.name.startswith(".") or entry.name in _UNWATCHED_DIRS
                                 or entry.name.endswith(".dist-info")):
                             pending.append(entry.path)
-                    elif entry.name.endswith(".py"):
+                    elif entry.name.endswith(_SOURCE_SUFFIXES):
                         info = entry.stat()
                         found.append((entry.path, info.st_mtime_ns, info.st_size))
                 except OSError:
@@ -208,7 +218,7 @@ def _code_fingerprint(root: Path) -> frozenset[tuple[str, int, int]]:
 
 
 class _CodeWatch:
-    """Notices changes to the ``.py`` files of one code directory (shared by its functions).
+    """Notices changes to the source files of one code directory (shared by its functions).
 
     Args:
         root: The code directory.
@@ -236,7 +246,7 @@ class _CodeWatch:
 
 
 class _Worker:
-    """One ``python -m awslambdaric`` process and the Runtime API endpoint it polls."""
+    """One runtime client process (awslambdaric, aws-lambda-ric) and the Runtime API endpoint it polls."""
 
     _ids = itertools.count(1)
 
@@ -404,9 +414,12 @@ class _Pool:
     """The workers and the queue of one function."""
 
     def __init__(
-        self, fn: Function, env: dict[str, str], region: str, limit: int, watch: _CodeWatch | None
+        self, fn: Function, env: dict[str, str], region: str, limit: int, watch: _CodeWatch | None,
+        node: NodeRuntime | None = None,
     ) -> None:
         self.fn = fn
+        #: What runs a Node function's workers; None for a Python function.
+        self.node = node
         self.name = fn.logical_id
         self.env = env
         self.arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{fn.name}"
@@ -424,13 +437,13 @@ class _Pool:
 
 
 class LambdaRuntime:
-    """Serve the Lambda Runtime API and run each function in awslambdaric worker processes.
+    """Serve the Lambda Runtime API and run each function in runtime client worker processes.
 
     Args:
         host: Address the Runtime API endpoints listen on.
         default_concurrency: Most workers per function when its ``reserved_concurrency`` is
             not set; :data:`DEFAULT_CONCURRENCY` (two per CPU) when None.
-        python: Interpreter that runs the workers; it must be able to import ``awslambdaric``.
+        python: Interpreter that runs Python workers; it must be able to import ``awslambdaric``.
         log: Logger for one line per invocation; defaults to ``wsstack.runtime``. The
             functions' own output goes to ``wsstack.fn.<LogicalId>``, one record per line,
             at the level the line names (Powertools' ``"level"``, awslambdaric's ``[ERROR]``).
@@ -449,6 +462,9 @@ class LambdaRuntime:
         idle_timeout: Seconds a worker may stay idle before it is stopped, as Lambda
             reclaims an execution environment nobody uses (the next invocation is a cold
             start again); None keeps idle workers until :meth:`stop`.
+        node_ric: The folder holding ``node_modules/aws-lambda-ric`` for Node functions (see
+            :func:`wsstack.node.node_ric_dir` for the default). Node workers are always
+            spawned: ``node`` on ``PATH`` runs them, whatever version the ``Runtime`` names.
 
     Example::
 
@@ -471,7 +487,11 @@ class LambdaRuntime:
         code_check_interval: float | None = None,
         worker_start: str = "auto",
         idle_timeout: float | None = None,
+        node_ric: str | Path | None = None,
     ) -> None:
+        self._node_ric = node_ric
+        #: Found on the first Node function (see check_function).
+        self._node: NodeRuntime | None = None
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive")
         self._idle_timeout = idle_timeout
@@ -517,14 +537,14 @@ class LambdaRuntime:
                 over the variables Lambda itself sets, as on AWS for the non-reserved ones.
 
         Raises:
-            ValueError: A function with that logical id was already added, its runtime is not
-                Python, or its code directory does not exist.
+            UnsupportedRuntime: Its runtime cannot run here (see :meth:`check_function`).
+            ValueError: A function with that logical id was already added, or its code
+                directory does not exist.
             TypeError: An environment value is not a string (an unresolved intrinsic, say).
         """
         if fn.logical_id in self._pools:
             raise ValueError(f"function {fn.logical_id!r} was already added")
-        if not fn.runtime.startswith("python"):
-            raise ValueError(f"{fn.logical_id}: runtime {fn.runtime!r} is not supported, only python3.x")
+        node = self.check_function(fn)
         if not Path(fn.code_dir).is_dir():
             raise ValueError(f"{fn.logical_id}: code directory {str(fn.code_dir)!r} does not exist")
         unresolved = sorted(k for k, v in environment.items() if not isinstance(k, str) or not isinstance(v, str))
@@ -539,7 +559,32 @@ class LambdaRuntime:
             watch = self._watches.get(root)
             if watch is None:
                 watch = self._watches[root] = _CodeWatch(root, self._code_check_interval)
-        self._pools[fn.logical_id] = _Pool(fn, self._environment(fn, environment, region), region, limit, watch)
+        self._pools[fn.logical_id] = _Pool(
+            fn, self._environment(fn, environment, region, node), region, limit, watch, node
+        )
+
+    def check_function(self, fn: Function) -> NodeRuntime | None:
+        """Whether ``fn``'s runtime can run here: Python always, Node where ``node`` and its
+        runtime interface client are found (what runs it is returned; None for Python).
+
+        A caller that knows the functions early (the stack, before it starts anything) calls
+        it to stop at once; :meth:`add_function` calls it too.
+
+        Raises:
+            UnsupportedRuntime: One sentence naming the function and what to install.
+        """
+        if fn.runtime.startswith("python"):
+            return None
+        if not is_node(fn.runtime):
+            raise UnsupportedRuntime(
+                f"{fn.logical_id}: runtime {fn.runtime!r} is not supported; use a python3.x or nodejs runtime."
+            )
+        if self._node is None:
+            try:
+                self._node = find_node_runtime(self._node_ric)
+            except NodeUnavailable as exc:
+                raise UnsupportedRuntime(f"{fn.logical_id}: runtime {fn.runtime!r} {exc}.") from None
+        return self._node
 
     def prepare(self, code_dirs: list[Path]) -> None:
         """Begin starting the fork server now, for functions whose code is in ``code_dirs``.
@@ -548,7 +593,7 @@ class LambdaRuntime:
         them (their environment waits on other resources) overlaps that with its own work.
         Optional: :meth:`start` starts it otherwise. Needs a running event loop.
         """
-        if self._worker_start == "spawn" or not FORK_AVAILABLE or self._stopped:
+        if self._worker_start == "spawn" or not FORK_AVAILABLE or self._stopped or not code_dirs:
             return
         self._preload = _scan(code_dirs)
         self._spawn_task(self._forker())
@@ -913,20 +958,22 @@ class LambdaRuntime:
             worker.init_timer = loop.call_later(INIT_TIMEOUT, self._on_init_timeout, worker)
 
     async def _spawn(self, worker: _Worker, env: dict[str, str]) -> None:
-        """Start the worker as an interpreter of its own that imports everything itself."""
+        """Start the worker as a process of its own that imports everything itself."""
         pool = worker.pool
         lifeline: tuple[str, ...] = ()
-        if os.name == "posix":  # descriptors cannot be passed elsewhere
-            if self._lifeline is None:
-                self._lifeline = Lifeline()
-            lifeline = (str(self._lifeline.child_fd),)
+        if pool.node is not None:
+            # A Node worker reads its handler from _HANDLER, as Lambda's Node bootstrap does. It
+            # watches no lifeline: it ends when its Runtime API connection fails.
+            command = pool.node.command()
+        else:
+            if os.name == "posix":  # descriptors cannot be passed elsewhere
+                if self._lifeline is None:
+                    self._lifeline = Lifeline()
+                lifeline = (str(self._lifeline.child_fd),)
+            command = [self._python, "-c", _BOOTSTRAP, pool.fn.handler, *lifeline]
         await asyncio.get_running_loop().subprocess_exec(
                 lambda: _WorkerProtocol(self, worker),
-                self._python,
-                "-c",
-                _BOOTSTRAP,
-                pool.fn.handler,
-                *lifeline,
+                *command,
                 pass_fds=tuple(map(int, lifeline)),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -967,7 +1014,7 @@ class LambdaRuntime:
 
     def _forks(self, pool: _Pool) -> bool:
         """Whether this function's workers are forked (see ``worker_start``)."""
-        if self._worker_start == "spawn" or not FORK_AVAILABLE:
+        if self._worker_start == "spawn" or not FORK_AVAILABLE or pool.node is not None:
             return False
         if os.path.realpath(self._python) != os.path.realpath(sys.executable):
             return False  # the fork server runs our interpreter, with our libraries
@@ -1076,12 +1123,14 @@ class LambdaRuntime:
         if waiting:
             await asyncio.wait(waiting, timeout=timeout)
 
-    def _environment(self, fn: Function, environment: dict[str, str], region: str) -> dict[str, str]:
+    def _environment(
+        self, fn: Function, environment: dict[str, str], region: str, node: NodeRuntime | None = None
+    ) -> dict[str, str]:
         code_dir = str(Path(fn.code_dir).resolve())
         env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
         env.update(
             {
-                # What Lambda sets for every Python function.
+                # What Lambda sets for every function.
                 "LAMBDA_TASK_ROOT": code_dir,
                 "_HANDLER": fn.handler,
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
@@ -1093,9 +1142,16 @@ class LambdaRuntime:
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
                 "TZ": ":UTC",
-                "PYTHONPATH": os.pathsep.join([code_dir, *self._library_path()]),
             }
         )
+        if node is not None:
+            # Lambda's NODE_PATH ends with /var/runtime/node_modules (where the client and the
+            # AWS SDK live) and /var/task; here the client's folder plays /var/runtime, so an
+            # SDK installed beside the client is found by require() as on Lambda.
+            env["NODE_PATH"] = os.pathsep.join([str(node.modules), code_dir])
+            env.update(environment)
+            return env
+        env["PYTHONPATH"] = os.pathsep.join([code_dir, *self._library_path()])
         env.update(environment)
         if self._code_check_interval is not None:
             # Python trusts a cached module whose source has the same size and modification

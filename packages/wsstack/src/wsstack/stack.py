@@ -37,7 +37,8 @@ from wsstack.gateway.server import Gateway
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outward_address
 from wsstack.memory import release_free_memory
 from wsstack.model import App, Function
-from wsstack.runtime import LambdaRuntime
+from wsstack.node import is_node
+from wsstack.runtime import LambdaRuntime, UnsupportedRuntime
 from wsstack.site import SiteServer
 from wsstack.template import DEFAULT_REGION, TemplateError, load_app, read_json_file, resolve, resolve_stage_variables
 from wsstack.tls import LocalCertificate
@@ -561,6 +562,8 @@ class LocalStack:
         prewarm: start one worker per function of the ``$connect`` path and ``$default`` before
             :meth:`start` returns, and of every other route right after (see
             :func:`prewarm_order`), so the first messages are warm.
+        node_ric: the folder holding ``node_modules/aws-lambda-ric`` for ``nodejs`` functions
+            (see :func:`wsstack.node.node_ric_dir` for the default).
     """
 
     def __init__(
@@ -588,6 +591,7 @@ class LocalStack:
         worker_start: str = "auto",
         idle_worker_timeout: float | None = None,
         prewarm: bool = False,
+        node_ric: str | Path | None = None,
     ) -> None:
         self._prewarm = prewarm
         self._prewarming: asyncio.Future[Any] | None = None
@@ -609,6 +613,7 @@ class LocalStack:
             code_check_interval=code_check_interval,
             worker_start=worker_start,
             idle_timeout=idle_worker_timeout,
+            node_ric=node_ric,
         )
         self.gateways: list[Gateway] = []
         self.egress: EgressProxy | None = None
@@ -642,8 +647,9 @@ class LocalStack:
         emulator = loop.run_in_executor(None, functools.partial(self.emulator.start, announce=False))
         try:
             app = self.app = load_app(self.template, self.parameters, region=self.region)
+            self._check_runtimes(app)
             # The fork server imports for most of a second: alongside the emulator's start.
-            self.runtime.prepare([fn.code_dir for fn in app.functions.values()])
+            self.runtime.prepare([fn.code_dir for fn in app.functions.values() if not is_node(fn.runtime)])
             if self._require_api and not app.apis:
                 raise TemplateError(
                     f"{self.template} declares no WebSocket API; add an AWS::Serverless::WebSocketApi "
@@ -746,6 +752,7 @@ class LocalStack:
     async def _attach(self, running: StackInfo) -> StackInfo:
         self.region = running.region
         app = self.app = load_app(self.template, self.parameters, region=self.region)
+        self._check_runtimes(app)
         _warn_unenforced(app)
         mismatch = _mismatch(app, running)
         if mismatch:
@@ -787,6 +794,15 @@ class LocalStack:
         await self.egress.start()
         return self.egress.url
 
+    def _check_runtimes(self, app: App) -> None:
+        """Stop before anything starts if a function's runtime cannot run here (no ``node``,
+        or no runtime interface client for it): one sentence saying what to install."""
+        for fn in app.functions.values():
+            try:
+                self.runtime.check_function(fn)
+            except UnsupportedRuntime as exc:
+                raise TemplateError(str(exc)) from None
+
     def _add_functions(
         self,
         app: App,
@@ -807,6 +823,10 @@ class LocalStack:
                 # (see wsstack.egress), as it trusts AWS's. Only this certificate: with the public
                 # roots added, every new boto3 client took about 20 ms more to load them.
                 env.setdefault("AWS_CA_BUNDLE", ca_bundle)
+                if is_node(fn.runtime):
+                    # Node's own variable for the same: every TLS connection of the process
+                    # (https, fetch, and so the AWS SDK for JavaScript) adds it to the public roots.
+                    env.setdefault("NODE_EXTRA_CA_CERTS", ca_bundle)
             if proxy_url is not None:
                 # HTTPS to the template's API hosts and custom domains comes back here (see
                 # wsstack.egress); the rest goes where it points. Fork and spawn alike start

@@ -22,6 +22,7 @@ import boto3
 import yaml
 
 from wsstack.model import ApiKey, App, Authorizer, Function, Resource, Route, StageSettings, Throttle, WebSocketApi
+from wsstack.node import NODE_RUNTIMES
 
 __all__ = ["TemplateError", "api_key_id", "load_app", "load_yaml", "resolve", "resolve_stage_variables"]
 
@@ -257,15 +258,14 @@ def _functions(
             )
         code_dir = (base_dir / code["S3Key"]).resolve()
         handler, runtime = props.get("Handler"), props.get("Runtime", "")
-        if not str(runtime).startswith("python"):
-            raise TemplateError(f"{res.logical_id}: runtime {runtime!r} is not supported; use a python3.x runtime.")
-        if not isinstance(handler, str) or "." not in handler:
-            raise TemplateError(f"{res.logical_id}: Handler must look like 'package.module.function'.")
-        module_path = handler.rsplit(".", 1)[0].replace(".", os.sep)
-        if not (code_dir / f"{module_path}.py").is_file() and not (code_dir / module_path).is_dir():
+        if str(runtime) in NODE_RUNTIMES:
+            _check_node_handler(res.logical_id, handler, code_dir)
+        elif str(runtime).startswith("python"):
+            _check_python_handler(res.logical_id, handler, code_dir)
+        else:
             raise TemplateError(
-                f"{res.logical_id}: handler module {module_path}.py not found under {code_dir}; "
-                "check Handler and CodeUri."
+                f"{res.logical_id}: runtime {runtime!r} is not supported; use a python3.x runtime or "
+                f"{' or '.join(NODE_RUNTIMES)}."
             )
         functions[res.logical_id] = Function(
             logical_id=res.logical_id,
@@ -285,6 +285,37 @@ def _functions(
                                 "FunctionName must be unique.")
         named[fn.name] = fn.logical_id
     return functions
+
+
+def _check_python_handler(logical_id: str, handler: object, code_dir: Path) -> None:
+    if not isinstance(handler, str) or "." not in handler:
+        raise TemplateError(f"{logical_id}: Handler must look like 'package.module.function'.")
+    module_path = handler.rsplit(".", 1)[0].replace(".", os.sep)
+    if not (code_dir / f"{module_path}.py").is_file() and not (code_dir / module_path).is_dir():
+        raise TemplateError(
+            f"{logical_id}: handler module {module_path}.py not found under {code_dir}; check Handler and CodeUri."
+        )
+
+
+#: What Lambda's Node runtime tries for a handler's module, in its order (``.js`` as CommonJS
+#: or, under a ``"type": "module"`` package.json, as an ES module).
+_NODE_EXTENSIONS = ("", ".js", ".mjs", ".cjs")
+
+
+def _check_node_handler(logical_id: str, handler: object, code_dir: Path) -> None:
+    # Lambda's Node runtime reads `dir/file.export[.nested]`: the file is what comes before the
+    # first dot of the last path segment.
+    folder, _, last = handler.rpartition("/") if isinstance(handler, str) else ("", "", "")
+    module, dot, export = last.partition(".")
+    if not dot or not module or not export or ".." in folder:
+        raise TemplateError(f"{logical_id}: Handler must look like 'file.export' (or 'folder/file.export').")
+    base = code_dir / folder / module
+    if not any(Path(f"{base}{extension}").is_file() for extension in _NODE_EXTENSIONS):
+        shown = f"{folder}/{module}" if folder else module
+        raise TemplateError(
+            f"{logical_id}: handler file {shown}.js (or .mjs, .cjs) not found under {code_dir}; "
+            "check Handler and CodeUri."
+        )
 
 
 def _function_name(res: Resource, params: Mapping[str, str], region: str) -> str | None:

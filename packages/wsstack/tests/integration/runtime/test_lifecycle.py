@@ -159,11 +159,11 @@ def test_invocation_cancelled_while_queued_never_runs(run_runtime, function, ren
 @pytest.mark.parametrize(
     ("fields", "environment", "error"),
     [
-        ({"runtime": "nodejs20.x"}, {}, ValueError),
+        ({"runtime": "java21"}, {}, ValueError),
         ({"code_dir": Path("/nonexistent/code")}, {}, ValueError),
         ({}, {"TABLE_NAME": {"Ref": "MessagesTable"}}, TypeError),
     ],
-    ids=["not-python", "missing-code-dir", "unresolved-environment"],
+    ids=["unsupported-runtime", "missing-code-dir", "unresolved-environment"],
 )
 def test_function_that_cannot_run_is_refused_when_added(function, fields, environment, error):
     fn = dataclasses.replace(function("Echo", "handlers.echo"), **fields)

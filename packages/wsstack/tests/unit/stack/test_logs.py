@@ -93,6 +93,13 @@ def test_configure_logging_refuses_an_unknown_format(restore_root_logging) -> No
     ("[ERROR] KeyError: 'requestContext'\nTraceback (most recent call last):", logging.ERROR),
     ("[WARNING]\t2026-11-26T09:30:12.318Z\tr-1\tretrying", logging.WARNING),
     ("[DEBUG]\t2026-11-26T09:30:12.318Z\tr-1\tdetail", logging.DEBUG),
+    # aws-lambda-ric's (Node) console lines, and its report of an uncaught exception at init.
+    ("2026-11-30T05:43:46.031Z\tf8954d2c-691f\tERROR\tabout to fail", logging.ERROR),
+    ("2026-11-30T05:43:46.031Z\tf8954d2c-691f\tWARN\tslow table", logging.WARNING),
+    ("2026-11-30T05:43:46.031Z\tf8954d2c-691f\tINFO\tconnected", logging.INFO),
+    ('2026-11-30T05:43:47.219Z\tundefined\tERROR\tUncaught Exception \t{"errorType":"Runtime.UserCodeSyntaxError"}',
+     logging.ERROR),
+    ("2026 was a good year\tERROR\t", logging.INFO),
     # Anything else is what the function printed: INFO.
     ("hello from the handler", logging.INFO),
     ('{"message": "no level"}', logging.INFO),
