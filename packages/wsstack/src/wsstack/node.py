@@ -40,9 +40,20 @@ DEFAULT_NODE_RIC = Path(".local") / "node-ric"
 RIC_PACKAGE = "aws-lambda-ric"
 
 #: What a worker runs (``node --input-type=module -e``), given the client's entry module as
-#: its one argument: what Lambda's ``/var/runtime/index.mjs`` does.
+#: its first argument: what Lambda's ``/var/runtime/index.mjs`` does. A second argument is the
+#: stack's lifeline (see :mod:`wsstack.lifeline`): at its end of file the worker and what its
+#: handler started end, even mid-invocation, as a Python worker does. Without it a worker whose
+#: stack was killed would retry its dead Runtime API forever, using a third of a CPU.
 BOOTSTRAP = (
     'import { pathToFileURL } from "node:url";\n'
+    "if (process.argv[2]) {\n"
+    '  const { Socket } = await import("node:net");\n'
+    "  const line = new Socket({ fd: Number(process.argv[2]), readable: true, writable: false });\n"
+    "  const end = () => {\n"
+    '    try { process.kill(-process.pid, "SIGKILL"); } finally { process.kill(process.pid, "SIGKILL"); }\n'
+    "  };\n"
+    '  line.on("end", end).on("error", end).resume().unref();\n'
+    "}\n"
     "const { run } = await import(pathToFileURL(process.argv[1]).href);\n"
     "await run(process.env.LAMBDA_TASK_ROOT, process.env._HANDLER);\n"
 )
@@ -81,9 +92,12 @@ class NodeRuntime:
         """The ``node_modules`` folder holding the client: Lambda's ``/var/runtime/node_modules``."""
         return self.ric.parent
 
-    def command(self) -> list[str]:
-        """The worker's command line; it reads the handler from ``_HANDLER``."""
-        return [self.node, "--input-type=module", "-e", BOOTSTRAP, str(self.ric / "dist" / "index.mjs")]
+    def command(self, lifeline: tuple[str, ...] = ()) -> list[str]:
+        """The worker's command line; it reads the handler from ``_HANDLER``.
+
+        ``lifeline`` is empty, or the descriptor of the stack's lifeline as a string.
+        """
+        return [self.node, "--input-type=module", "-e", BOOTSTRAP, str(self.ric / "dist" / "index.mjs"), *lifeline]
 
 
 def find_node_runtime(ric_dir: str | Path | None = None, path: str | None = None) -> NodeRuntime:

@@ -961,16 +961,13 @@ class LambdaRuntime:
         """Start the worker as a process of its own that imports everything itself."""
         pool = worker.pool
         lifeline: tuple[str, ...] = ()
-        if pool.node is not None:
-            # A Node worker reads its handler from _HANDLER, as Lambda's Node bootstrap does. It
-            # watches no lifeline: it ends when its Runtime API connection fails.
-            command = pool.node.command()
-        else:
-            if os.name == "posix":  # descriptors cannot be passed elsewhere
-                if self._lifeline is None:
-                    self._lifeline = Lifeline()
-                lifeline = (str(self._lifeline.child_fd),)
-            command = [self._python, "-c", _BOOTSTRAP, pool.fn.handler, *lifeline]
+        if os.name == "posix":  # descriptors cannot be passed elsewhere
+            if self._lifeline is None:
+                self._lifeline = Lifeline()
+            lifeline = (str(self._lifeline.child_fd),)
+        # A Node worker reads its handler from _HANDLER, as Lambda's Node bootstrap does.
+        command = (pool.node.command(lifeline) if pool.node is not None
+                   else [self._python, "-c", _BOOTSTRAP, pool.fn.handler, *lifeline])
         await asyncio.get_running_loop().subprocess_exec(
                 lambda: _WorkerProtocol(self, worker),
                 *command,

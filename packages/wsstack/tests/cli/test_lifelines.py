@@ -159,6 +159,31 @@ def test_a_killed_stack_leaves_no_process_and_no_port_behind(app, stacks, worker
     assert [port for port in listening if not free(port)] == []
 
 
+NODE_HANDLER = """\
+exports.handler = async () => {
+  console.log("handler busy");
+  await new Promise((resolve) => setTimeout(resolve, 600000)); // far longer than any test waits
+  return { statusCode: 200 };
+};
+"""
+
+
+def test_a_killed_stack_leaves_no_node_worker_behind(tmp_path, stacks, node_runtime):
+    # GIVEN a stack whose function runs on Node, busy in a long handler
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.js").write_text(NODE_HANDLER)
+    (tmp_path / "template.yaml").write_text(TEMPLATE.replace("python3.13", "nodejs20.x"))
+    stack = start(tmp_path, stacks, "--node-ric", str(node_runtime.modules.parent))
+    make_busy(stack)
+    children = descendants(stack.proc.pid)
+    assert any("aws-lambda-ric" in line for line in names(children)), names(children)
+    # WHEN the stack is killed
+    stack.proc.kill()
+    stack.proc.wait(timeout=BOUND)
+    # THEN the Node worker ends too, rather than retry the dead Runtime API on and on
+    assert_all_end(children)
+
+
 PARENT = textwrap.dedent("""\
     import sys
     from pathlib import Path

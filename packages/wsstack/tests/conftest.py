@@ -10,7 +10,7 @@ import pytest
 from wsstack.node import DEFAULT_NODE_RIC, NODE_RIC_ENV, NodeRuntime, NodeUnavailable, find_node_runtime
 
 #: The repository's root, where `make test` installs the client (its `node-ric` target).
-_ROOT = Path(__file__).resolve().parents[4]
+_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
