@@ -22,25 +22,33 @@ $(STAMP): pyproject.toml packages/wsstack/pyproject.toml
 # where node and npm are on PATH; its install builds curl and aws-lambda-cpp from source (70-85 s
 # measured on 2 cores) and needs autoconf, automake, libtool, cmake and a C++ compiler (Debian:
 # apt-get install autoconf automake libtool cmake g++). Where any is missing it says so and goes
-# on: the Node tests are then skipped, saying why. The folder's package.json names it, so that a
-# later `npm install --prefix .local/node-ric <package>` (the AWS SDK, say) keeps it: npm removes
-# what no package.json names.
+# on: the Node tests are then skipped, saying why. Beside it go the AWS SDK for JavaScript clients
+# the tests' Node apps import, as Lambda's Node runtimes provide the SDK (a few seconds). The
+# folder's package.json names them all, so that a later `npm install --prefix .local/node-ric
+# <package>` keeps them: npm removes what no package.json names.
 NODE_RIC := .local/node-ric
 NODE_RIC_VERSION := 3.3.0
 NODE_RIC_BUILT := $(NODE_RIC)/node_modules/aws-lambda-ric/dist/rapid-client.node
+NODE_SDK_VERSION := 3.1169.0
+NODE_SDK := $(patsubst %,@aws-sdk/%@$(NODE_SDK_VERSION),client-apigatewaymanagementapi client-dynamodb lib-dynamodb)
+NODE_SDK_INSTALLED := $(NODE_RIC)/node_modules/@aws-sdk/lib-dynamodb/package.json
+NPM_INSTALL := npm install --prefix $(NODE_RIC) --no-audit --no-fund --save-exact
 
 node-ric:
-	@if [ -f $(NODE_RIC_BUILT) ]; then :; \
+	@if [ -f $(NODE_RIC_BUILT) ] && [ -f $(NODE_SDK_INSTALLED) ]; then :; \
 	elif ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 	  echo "node-ric: skipped (node or npm not on PATH): nodejs functions cannot run, their tests are skipped"; \
+	elif [ -f $(NODE_RIC_BUILT) ]; then \
+	  echo "Installing the AWS SDK for JavaScript clients into $(NODE_RIC)"; \
+	  $(NPM_INSTALL) $(NODE_SDK) >$(NODE_RIC)/install.log 2>&1 \
+	  || echo "node-ric: the SDK install failed (see $(NODE_RIC)/install.log); the Node SDK tests are skipped"; \
 	elif ! command -v autoreconf >/dev/null 2>&1 || ! command -v libtoolize >/dev/null 2>&1 \
 	  || ! command -v cmake >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1; then \
 	  echo "node-ric: skipped: building aws-lambda-ric needs autoconf, automake, libtool, cmake and g++" \
 	    "(apt-get install autoconf automake libtool cmake g++); nodejs tests are skipped"; \
 	else \
 	  echo "Installing aws-lambda-ric $(NODE_RIC_VERSION) into $(NODE_RIC) (builds from source, a minute or more)"; \
-	  mkdir -p $(NODE_RIC) && npm install --prefix $(NODE_RIC) --no-audit --no-fund --save-exact \
-	    aws-lambda-ric@$(NODE_RIC_VERSION) >$(NODE_RIC)/install.log 2>&1 \
+	  mkdir -p $(NODE_RIC) && $(NPM_INSTALL) aws-lambda-ric@$(NODE_RIC_VERSION) $(NODE_SDK) >$(NODE_RIC)/install.log 2>&1 \
 	  || echo "node-ric: the install failed (see $(NODE_RIC)/install.log); nodejs tests are skipped"; \
 	fi
 

@@ -16,8 +16,13 @@ gateways' own ports, direct), and the proxy decides per ``CONNECT``:
 * any other host: a tunnel to where it points, as the function would reach it on AWS, through
   the developer's own ``HTTPS_PROXY`` when the stack was started with one (and its ``NO_PROXY``).
 
-The decisions (:func:`parse_connect`, :meth:`EgressRoutes.decide`, :meth:`LocalHost.target`) are
-free of I/O; :class:`EgressProxy` is the thin asyncio layer around them.
+Node.js ignores ``HTTPS_PROXY`` (its ``https``, ``fetch`` and so the AWS SDK for JavaScript),
+so the proxy has a second entrance for it: a TLS port that answers the template's hosts at once,
+with no CONNECT, and picks the host of each request from its ``Host`` header. A Node worker's
+bootstrap sends its TLS connections to those hosts there (see :mod:`wsstack.node`).
+
+The decisions (:func:`parse_connect`, :meth:`EgressRoutes.decide`, :meth:`LocalHost.target`,
+:func:`host_header`) are free of I/O; :class:`EgressProxy` is the thin asyncio layer around them.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ __all__ = [
     "LocalHost",
     "ViaProxy",
     "execute_api_host",
+    "host_header",
     "local_hosts",
     "parse_connect",
     "proxy_environment",
@@ -269,17 +275,25 @@ class EgressProxy:
         self.tunnels: collections.Counter[str] = collections.Counter()
         #: ``http://127.0.0.1:<port>``, set by :meth:`start`.
         self.url = ""
+        #: ``127.0.0.1:<port>`` of the TLS entrance that needs no CONNECT (for Node), set by
+        #: :meth:`start`; empty without TLS.
+        self.direct_address = ""
+        self._direct: asyncio.Server | None = None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self._host, self._port)
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"http://{self._host}:{port}"
+        if self._tls is not None:
+            self._direct = await asyncio.start_server(self._accept_direct, self._host, 0, ssl=self._tls)
+            self.direct_address = f"{self._host}:{self._direct.sockets[0].getsockname()[1]}"
         log.debug("egress proxy at %s for %s", self.url, ", ".join(sorted(self.routes.hosts)) or "no API host")
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        for server in (self._server, self._direct):
+            if server is not None:
+                server.close()
+        self._server = self._direct = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -289,6 +303,22 @@ class EgressProxy:
         task = asyncio.ensure_future(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _accept_direct(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(self._serve_direct(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_direct(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.tunnels["local"] += 1
+        try:
+            await self._serve_requests(None, reader, writer)
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+            log.debug("egress connection ended: %s", exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -349,6 +379,13 @@ class EgressProxy:
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
         await writer.start_tls(self._tls)
+        await self._serve_requests(host, reader, writer)
+
+    async def _serve_requests(
+        self, host: LocalHost | None, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Forward the requests of one TLS connection to the template's ``host``, or, when None
+        (the direct entrance), to the one each request's ``Host`` header names."""
         upstream: tuple[int, asyncio.StreamWriter, asyncio.Task[None]] | None = None
         try:
             while True:
@@ -368,7 +405,12 @@ class EgressProxy:
                     return
                 line, rest = request.split(b"\r\n", 1)
                 method, path, version = line.decode("latin-1").split(" ", 2)
-                port, local_path = host.target(path)
+                target = host or self.routes.hosts.get(host_header(rest))
+                if target is None:
+                    await _answer(writer, 421, f"{host_header(rest) or 'A request without Host'} is not "
+                                               "one of the template's API hosts.")
+                    return
+                port, local_path = target.target(path)
                 if upstream is None or upstream[0] != port:
                     # A client sends its next request once it has read the last answer, so the
                     # previous stage's connection has nothing left to say.
@@ -415,6 +457,20 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return head + body
 
 
+def host_header(headers: bytes) -> str:
+    """The host a request's ``Host`` header names, lower-cased, without its port ("" if none)."""
+    for line in headers.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"host":
+            text = value.strip().decode("latin-1").lower()
+            if not text.isprintable() or " " in text:
+                return ""
+            if text.startswith("["):
+                return text[1:].partition("]")[0]
+            return text.rpartition(":")[0] if text.count(":") == 1 else text
+    return ""
+
+
 def _is_upgrade(headers: bytes) -> bool:
     return any(
         name.strip().lower() == b"upgrade" for name, _, _ in (line.partition(b":") for line in headers.split(b"\r\n"))
@@ -443,7 +499,7 @@ async def _pipe_both(
 
 async def _answer(writer: asyncio.StreamWriter, status: int, sentence: str) -> None:
     body = (sentence + "\n").encode()
-    phrases = {400: "Bad Request", 405: "Method Not Allowed", 413: "Content Too Large",
+    phrases = {400: "Bad Request", 405: "Method Not Allowed", 413: "Content Too Large", 421: "Misdirected Request",
                431: "Request Header Fields Too Large", 501: "Not Implemented", 502: "Bad Gateway"}
     writer.write(
         f"HTTP/1.1 {status} {phrases.get(status, '')}\r\nContent-Type: text/plain; charset=utf-8\r\n"

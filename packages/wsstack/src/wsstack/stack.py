@@ -37,7 +37,7 @@ from wsstack.gateway.server import Gateway
 from wsstack.hosts import ALL_INTERFACES, DEFAULT_HOST, certificate_names, outward_address
 from wsstack.memory import release_free_memory
 from wsstack.model import App, Function
-from wsstack.node import is_node
+from wsstack.node import NODE_EGRESS_HOSTS, NODE_EGRESS_TLS, is_node
 from wsstack.runtime import LambdaRuntime, UnsupportedRuntime
 from wsstack.site import SiteServer
 from wsstack.template import DEFAULT_REGION, TemplateError, load_app, read_json_file, resolve, resolve_stage_variables
@@ -832,6 +832,11 @@ class LocalStack:
                 # wsstack.egress); the rest goes where it points. Fork and spawn alike start
                 # from this environment.
                 env.update(proxy_environment(proxy_url, fn.environment))
+                if is_node(fn.runtime) and self.egress is not None and self.egress.direct_address:
+                    # Node ignores HTTPS_PROXY: its bootstrap sends TLS connections to these
+                    # hosts to the proxy's direct entrance instead (see wsstack.node).
+                    env[NODE_EGRESS_TLS] = self.egress.direct_address
+                    env[NODE_EGRESS_HOSTS] = ",".join(sorted(self.egress.routes.hosts))
             self.runtime.add_function(fn, env)
 
     def find_function(self, name: str) -> Function | None:

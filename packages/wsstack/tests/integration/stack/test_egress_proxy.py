@@ -150,3 +150,39 @@ def test_refusals_are_answered_with_a_status_and_a_sentence():
     not_connect, unreachable = asyncio.run(scenario())
     assert not_connect.startswith(b"HTTP/1.1 405 ") and not_connect.endswith(b"not 'GET'.\n")
     assert unreachable.startswith(b"HTTP/1.1 502 ") and b"127.0.0.1:1 could not be reached" in unreachable
+
+
+def test_the_direct_entrance_serves_the_host_each_request_names_and_refuses_others(tmp_path: Path):
+    # The entrance for Node, which ignores HTTPS_PROXY: TLS at once, no CONNECT.
+    certificate = LocalCertificate.create(tmp_path, [API_HOST])
+
+    async def scenario() -> tuple[bytes, bytes]:
+        async def stage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            line = head.split(b"\r\n")[0]
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(line), line))
+            await writer.drain()
+            writer.close()
+
+        dev, dev_port = await _server(stage)
+        proxy = EgressProxy(EgressRoutes(local_hosts([("Api", "abc1234567", "dev", dev_port)], [], "us-east-1")),
+                            certificate.server_context())
+        await proxy.start()
+        try:
+            host, port = proxy.direct_address.rsplit(":", 1)
+            answers = []
+            for named in (f"{API_HOST.upper()}:443", "example.com"):
+                reader, writer = await asyncio.open_connection(
+                    host, int(port), ssl=certificate.client_context(), server_hostname=API_HOST)
+                writer.write(f"GET /dev/@connections/a HTTP/1.1\r\nHost: {named}\r\n\r\n".encode())
+                answers.append(await asyncio.wait_for(reader.read(), BOUND))
+                writer.close()
+            return answers[0], answers[1]
+        finally:
+            await proxy.stop()
+            dev.close()
+
+    served, refused = asyncio.run(scenario())
+    assert served.endswith(b"GET /dev/@connections/a HTTP/1.1")
+    assert refused.startswith(b"HTTP/1.1 421 ")
+    assert refused.endswith(b"example.com is not one of the template's API hosts.\n")

@@ -76,6 +76,18 @@ def test_a_node_function_reaches_connections_by_the_api_url_its_template_builds(
     assert run(scenario()) == {"action": "push", "text": "by the template's URL"}
 
 
+@pytest.mark.parametrize("route", ["assembled", "assembledhttps"])
+def test_node_reaches_the_api_host_it_assembles_from_the_api_id_and_region(node_app, route):
+    # https://{apiId}.execute-api.{region}.amazonaws.com/{stage}: a host only AWS has, which
+    # Node's fetch and https reach the local gateway by (they ignore HTTPS_PROXY)
+    async def scenario() -> Any:
+        async with connect(node_app.url("EchoApi"), open_timeout=WAIT) as ws:
+            await ws.send(json.dumps({"action": route, "text": "by the assembled URL"}))
+            return await recv_json(ws)
+
+    assert run(scenario()) == {"action": route, "text": "by the assembled URL"}
+
+
 def test_a_two_way_callback_route_answers_with_the_templates_environment(node_app):
     async def scenario() -> Any:
         async with connect(node_app.url("EchoApi"), open_timeout=WAIT) as ws:

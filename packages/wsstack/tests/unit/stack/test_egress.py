@@ -17,6 +17,7 @@ from wsstack.egress import (
     LocalHost,
     ViaProxy,
     execute_api_host,
+    host_header,
     local_hosts,
     parse_connect,
     proxy_environment,
@@ -215,3 +216,20 @@ def test_a_mapping_to_a_stage_the_api_does_not_declare_stops_start_up_with_one_s
         "ChatMapping: Stage 'production' is not a stage of DomainApi (dev); "
         "name one of its AWS::ApiGatewayV2::Stage resources."
     )
+
+
+@pytest.mark.parametrize(("headers", "host"), [
+    (b"Host: ABC.execute-api.us-east-1.amazonaws.com\r\nContent-Length: 2", "abc.execute-api.us-east-1.amazonaws.com"),
+    (b"content-length: 0\r\nhost:  chat.example.com:443 ", "chat.example.com"),
+    (b"Host: [::1]:8443", "::1"),
+    (b"Content-Length: 0", ""),
+    (b"Host: a\nb", ""),
+])
+def test_the_host_header_names_the_host_without_its_port(headers, host):
+    assert host_header(headers) == host
+
+
+@given(st.binary(max_size=300))
+def test_any_header_bytes_give_a_lower_case_host_or_none(headers):
+    found = host_header(headers)
+    assert found == found.lower() and "\r" not in found and "\n" not in found
