@@ -31,12 +31,13 @@ import asyncio
 import base64
 import collections
 import contextlib
+import functools
 import ipaddress
 import logging
 import re
 import ssl
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -300,19 +301,25 @@ class EgressProxy:
             await asyncio.wait(list(self._tasks), timeout=5)
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(self._serve(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(self._connection(self._serve, reader, writer))
 
     def _accept_direct(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(self._serve_direct(reader, writer))
+        self.tunnels["local"] += 1
+        self._track(self._connection(functools.partial(self._serve_requests, None), reader, writer))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve_direct(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.tunnels["local"] += 1
+    @staticmethod
+    async def _connection(
+        serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    ) -> None:
+        """Serve one client connection; it is closed at the end, however the end comes."""
         try:
-            await self._serve_requests(None, reader, writer)
+            await serve(reader, writer)
         except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             log.debug("egress connection ended: %s", exc)
         finally:
@@ -322,30 +329,23 @@ class EgressProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-                if len(head) > MAX_HEAD:
-                    raise ConnectError(431, "The CONNECT request's headers are too long.")
-                host, port = parse_connect(head)
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                return
-            except ConnectError as exc:
-                await _answer(writer, exc.status, exc.sentence)
-                return
-            decision = self.routes.decide(host, port)
-            kind = {LocalHost: "local", Direct: "direct", ViaProxy: "proxy"}[type(decision)]
-            self.tunnels[kind] += 1
-            log.debug("egress CONNECT %s:%d: %s", host, port, kind)
-            if isinstance(decision, LocalHost):
-                await self._serve_locally(decision, reader, writer)
-            else:
-                await self._tunnel(decision, host, port, head, reader, writer)
-        except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
-            log.debug("egress connection ended: %s", exc)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            head = await reader.readuntil(b"\r\n\r\n")
+            if len(head) > MAX_HEAD:
+                raise ConnectError(431, "The CONNECT request's headers are too long.")
+            host, port = parse_connect(head)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return
+        except ConnectError as exc:
+            await _answer(writer, exc.status, exc.sentence)
+            return
+        decision = self.routes.decide(host, port)
+        kind = {LocalHost: "local", Direct: "direct", ViaProxy: "proxy"}[type(decision)]
+        self.tunnels[kind] += 1
+        log.debug("egress CONNECT %s:%d: %s", host, port, kind)
+        if isinstance(decision, LocalHost):
+            await self._serve_locally(decision, reader, writer)
+        else:
+            await self._tunnel(decision, host, port, head, reader, writer)
 
     async def _tunnel(
         self, decision: Direct | ViaProxy, host: str, port: int, head: bytes,
