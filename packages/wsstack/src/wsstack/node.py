@@ -25,7 +25,6 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 __all__ = [
     "DEFAULT_NODE_RIC", "NODE_RIC_ENV", "NODE_RUNTIMES", "NodeRuntime", "NodeUnavailable", "find_node_runtime",
@@ -40,11 +39,6 @@ NODE_RIC_ENV = "WSSTACK_NODE_RIC"
 DEFAULT_NODE_RIC = Path(".local") / "node-ric"
 RIC_PACKAGE = "aws-lambda-ric"
 
-#: What a worker runs (``node --input-type=module -e``), given the client's entry module as
-#: its first argument: what Lambda's ``/var/runtime/index.mjs`` does. A second argument is the
-#: stack's lifeline (see :mod:`wsstack.lifeline`): at its end of file the worker and what its
-#: handler started end, even mid-invocation, as a Python worker does. Without it a worker whose
-#: stack was killed would retry its dead Runtime API forever, using a third of a CPU.
 #: Where the stack's egress proxy answers the template's API hosts over TLS with no CONNECT
 #: (``host:port``), and those hosts, comma-separated: a Node worker's TLS connections to one of
 #: them on port 443 go there instead, keeping the host as the name the certificate is checked
@@ -52,65 +46,10 @@ RIC_PACKAGE = "aws-lambda-ric"
 NODE_EGRESS_TLS = "WSSTACK_EGRESS_TLS"
 NODE_EGRESS_HOSTS = "WSSTACK_EGRESS_HOSTS"
 
-#: A module resolution hook (``module.register``): an ES module's bare import that its own
-#: folders do not have is looked for in ``NODE_PATH``'s folders, as Lambda's Node runtimes
-#: resolve the AWS SDK they ship (``import ... from "@aws-sdk/client-dynamodb"`` in an ``.mjs``
-#: handler). Node itself applies ``NODE_PATH`` to ``require`` only.
-RESOLVE_HOOK = (
-    'import { join } from "node:path";\n'
-    'import { pathToFileURL } from "node:url";\n'
-    "let folders = [];\n"
-    "export function initialize(data) { folders = data.folders; }\n"
-    "export async function resolve(specifier, context, next) {\n"
-    "  try {\n"
-    "    return await next(specifier, context);\n"
-    "  } catch (error) {\n"
-    '    if (error?.code !== "ERR_MODULE_NOT_FOUND" || /^[./]|^[a-z][a-z0-9+.-]*:/i.test(specifier)) throw error;\n'
-    "    for (const folder of folders) {\n"
-    "      try {\n"
-    '        return await next(specifier, { ...context, parentURL: pathToFileURL(join(folder, "index.mjs")).href });\n'
-    "      } catch {}\n"
-    "    }\n"
-    "    throw error;\n"
-    "  }\n"
-    "}\n"
-)
-
-BOOTSTRAP = (
-    'import { pathToFileURL } from "node:url";\n'
-    'import * as nodeModule from "node:module";\n'
-    "nodeModule.register?.(" + repr("data:text/javascript," + quote(RESOLVE_HOOK)) + ", {\n"
-    '  data: { folders: (process.env.NODE_PATH || "").split(":").filter(Boolean) },\n'
-    "});\n"
-    "if (process.argv[2]) {\n"
-    '  const { Socket } = await import("node:net");\n'
-    "  const line = new Socket({ fd: Number(process.argv[2]), readable: true, writable: false });\n"
-    "  const end = () => {\n"
-    '    try { process.kill(-process.pid, "SIGKILL"); } finally { process.kill(process.pid, "SIGKILL"); }\n'
-    "  };\n"
-    '  line.on("end", end).on("error", end).resume().unref();\n'
-    "}\n"
-    # The template's API hosts, however the function's code names them (see NODE_EGRESS_TLS);
-    # https.Agent and fetch both open their connections with tls.connect(options).
-    "if (process.env.WSSTACK_EGRESS_TLS) {\n"
-    '  const tls = (await import("node:tls")).default;\n'
-    "  const home = process.env.WSSTACK_EGRESS_TLS;\n"
-    '  const at = home.lastIndexOf(":");\n'
-    '  const hosts = new Set((process.env.WSSTACK_EGRESS_HOSTS || "").split(","));\n'
-    "  const connect = tls.connect;\n"
-    "  tls.connect = function (options, ...rest) {\n"
-    '    const named = options !== null && typeof options === "object";\n'
-    '    const host = named ? String(options.host || "").toLowerCase() : "";\n'
-    "    if (hosts.has(host) && Number(options.port || 443) === 443) {\n"
-    "      options = { ...options, host: home.slice(0, at), port: Number(home.slice(at + 1)),\n"
-    "                  servername: options.servername || host };\n"
-    "    }\n"
-    "    return connect.call(this, options, ...rest);\n"
-    "  };\n"
-    "}\n"
-    "const { run } = await import(pathToFileURL(process.argv[1]).href);\n"
-    "await run(process.env.LAMBDA_TASK_ROOT, process.env._HANDLER);\n"
-)
+#: What a worker runs, given the client's entry module and, optionally, the stack's lifeline:
+#: what Lambda's ``/var/runtime/index.mjs`` does, plus what the local stack needs (ES modules
+#: resolving ``NODE_PATH``, the lifeline, the template's API hosts); the file says how.
+BOOTSTRAP = Path(__file__).with_name("node_bootstrap.mjs")
 
 
 class NodeUnavailable(LookupError):
@@ -151,7 +90,7 @@ class NodeRuntime:
 
         ``lifeline`` is empty, or the descriptor of the stack's lifeline as a string.
         """
-        return [self.node, "--input-type=module", "-e", BOOTSTRAP, str(self.ric / "dist" / "index.mjs"), *lifeline]
+        return [self.node, str(BOOTSTRAP), str(self.ric / "dist" / "index.mjs"), *lifeline]
 
 
 def find_node_runtime(ric_dir: str | Path | None = None, path: str | None = None) -> NodeRuntime:
