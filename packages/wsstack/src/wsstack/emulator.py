@@ -37,21 +37,30 @@ log = logging.getLogger("wsstack.emulator")
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
+#: The session :func:`aws_client` makes clients from: the stack's own, not boto3's default
+#: one, so that letting it go (:func:`forget_clients`) touches nothing of a process that runs
+#: the stack in-process (a test run).
+_session: boto3.session.Session | None = None
+
+
 def forget_clients() -> None:
     """Let go of what :func:`aws_client` has loaded so far; the next call loads it again.
 
-    boto3's default session keeps, for the life of the process, botocore's data parsed for
-    the clients it made (the endpoints file alone is 7 MB of objects). The stack needs its
-    clients at start-up only.
+    A boto3 session keeps, for its life, botocore's data parsed for the clients it made (the
+    endpoints file alone is 7 MB of objects). The stack needs its clients at start-up only.
     """
-    boto3.DEFAULT_SESSION = None
+    global _session
+    _session = None
 
 
 def aws_client(service: str, endpoint_url: str | None, region: str = DEFAULT_REGION) -> Any:
     """A boto3 client for the emulator (or, with ``endpoint_url=None``, boto3's defaults)."""
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
     if endpoint_url is None:
-        return boto3.client(service, region_name=region)
-    return boto3.client(
+        return _session.client(service, region_name=region)
+    return _session.client(
         service,
         region_name=region,
         endpoint_url=endpoint_url,
