@@ -387,14 +387,15 @@ class EgressProxy:
         """Forward the requests of one TLS connection to the template's ``host``, or, when None
         (the direct entrance), to the one each request's ``Host`` header names."""
         upstream: tuple[int, asyncio.StreamWriter, asyncio.Task[None]] | None = None
+        reading: asyncio.Task[bytes] | None = None
         try:
             while True:
                 reading = asyncio.ensure_future(_read_request(reader))
                 waiting: list[asyncio.Future[Any]] = [reading] if upstream is None else [reading, upstream[2]]
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if not reading.done():
-                    # The gateway closed the connection: so does the proxy, as the gateway would.
-                    reading.cancel()
+                    # The gateway closed the connection: so does the proxy, as the gateway would
+                    # (the read is cancelled below).
                     return
                 try:
                     request = reading.result()
@@ -427,6 +428,10 @@ class EgressProxy:
                     await _pipe(reader, upstream[1])
                     return
         finally:
+            # Stopped while a read was under way (the stack stopping under a kept-alive
+            # connection): the read goes too, rather than fail later with nobody to hear it.
+            if reading is not None:
+                reading.cancel()
             if upstream is not None:
                 upstream[2].cancel()
                 upstream[1].close()

@@ -4,6 +4,8 @@ and what a client is told when the proxy refuses."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -186,3 +188,34 @@ def test_the_direct_entrance_serves_the_host_each_request_names_and_refuses_othe
     assert served.endswith(b"GET /dev/@connections/a HTTP/1.1")
     assert refused.startswith(b"HTTP/1.1 421 ")
     assert refused.endswith(b"example.com is not one of the template's API hosts.\n")
+
+
+def test_stopping_with_a_kept_alive_connection_leaves_no_unfinished_work_behind(tmp_path: Path, caplog):
+    # A Node worker's SDK keeps its connection to the direct entrance open between requests;
+    # the stack stopping then must not leave a read of that connection to fail unheard.
+    certificate = LocalCertificate.create(tmp_path, [API_HOST])
+
+    async def scenario() -> None:
+        proxy = EgressProxy(EgressRoutes(local_hosts([("Api", "abc1234567", "dev", 9)], [], "us-east-1")),
+                            certificate.server_context())
+        await proxy.start()
+        host, port = proxy.direct_address.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(
+            host, int(port), ssl=certificate.client_context(), server_hostname=API_HOST)
+
+        async def reading() -> None:
+            # Until the entrance waits for the connection's next request (a task of its own
+            # beside the connection's and this test's).
+            while len(asyncio.all_tasks()) < 4:
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(reading(), BOUND)
+        await proxy.stop()
+        writer.close()
+        await asyncio.wait_for(reader.read(), BOUND)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(scenario())
+        gc.collect()  # a task dropped with an exception nobody retrieved is reported now
+
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
